@@ -1,0 +1,27 @@
+"""Helper package for the deepfake video detection course.
+
+The modules follow the course's pipeline, in the order the notebooks use them:
+
+    config            paths, caches and run profiles (smoke / standard / full)
+    reproducibility   seeds
+    gpu               device choice, a GPU memory cap, peak-memory reports
+    results           saving figures and recording measured numbers
+    data_sources      Kaggle DFDC, your own folder, metadata checks, splits
+    sample_data       the built-in synthetic face-swap sample
+    video_frames      evenly spaced frame sampling
+    faces             MTCNN face detection, crops and the crop manifest
+    datasets_torch    PyTorch datasets over the crop manifest
+    datasets_keras    Keras sequence loader over the crop manifest
+    models_torch      InceptionResnetV1 classifier and checkpoints
+    models_keras      ResNet50 + LSTM video model
+    models_compare    custom CNN, MesoNet, DenseNet121
+    training_torch    training loop for the PyTorch face classifiers
+    evaluation        metrics and frame -> video aggregation
+    explain           Grad-CAM and test-time augmentation
+    inference         one prediction function shared by notebooks and the demo
+    demo_app          the Gradio app
+
+Import the module you need, e.g. ``from helpers import config``; nothing heavy
+(torch, TensorFlow) is imported by importing the package itself.
+"""
+__version__ = "0.1.0"

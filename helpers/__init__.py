@@ -25,3 +25,20 @@ Import the module you need, e.g. ``from helpers import config``; nothing heavy
 (torch, TensorFlow) is imported by importing the package itself.
 """
 __version__ = "0.1.0"
+
+
+def _load_triton_before_tensorflow() -> None:
+    """Import Triton (PyTorch's GPU compiler) now, before anything can import TensorFlow.
+
+    Both bundle their own LLVM. When TensorFlow is loaded first, the later
+    import of Triton (torchvision.ops and facenet-pytorch pull it in) crashes
+    the Python process with a segmentation fault; in the other order both work.
+    Importing it takes a fraction of a second, and only the CUDA builds of torch have it.
+    """
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        pass
+
+
+_load_triton_before_tensorflow()

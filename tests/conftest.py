@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+import helpers  # noqa: F401  (loads Triton before any test imports TensorFlow; see helpers/__init__.py)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 

@@ -1,0 +1,826 @@
+"""Where the videos come from: one metadata format for three sources.
+
+Every source ends as a *dataset folder* holding ``metadata.json`` in the DFDC
+format, plus our split of the videos::
+
+    {"aagfhgtpmv.mp4": {"label": "FAKE", "split": "train", "original": "vudstovrck.mp4"},
+     "vudstovrck.mp4": {"label": "REAL", "split": "train", "original": null}, ...}
+
+Sources (``prepare_dataset(source=...)``):
+
+``"sample"`` (default)
+    the built-in synthetic sample, generated locally by :mod:`helpers.sample_data`
+    into ``data/sample/<profile>/``.
+``"kaggle"``
+    the DFDC competition's ``train_sample_videos`` (400 videos + metadata.json),
+    downloaded once with the official Kaggle client into ``data/kaggle/``.
+    Needs Kaggle credentials and the competition rules accepted once on the
+    website; without them you get a message saying exactly what to do.
+``"folder"``
+    your own videos: either DFDC-style (``metadata.json`` beside the videos)
+    or ``real/`` and ``fake/`` sub-folders. The folder is checked first and
+    every problem is reported in one list; nothing in it is ever changed. Our
+    metadata (with the split) goes to ``data/own/<name>/``.
+
+Splits are video-disjoint, keep every fake in the same split as its original
+(and, for the sample, one identity's clips together), are stratified by label
+and seeded; :func:`check_splits` verifies all of that from the data.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import zipfile
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from . import config
+
+LABELS = ("REAL", "FAKE")
+SPLITS = ("train", "val", "test")
+DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
+DEFAULT_SEED = 42
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+
+KAGGLE_COMPETITION = "deepfake-detection-challenge"
+KAGGLE_RULES_URL = f"https://www.kaggle.com/competitions/{KAGGLE_COMPETITION}/rules"
+KAGGLE_ARCHIVE = f"{KAGGLE_COMPETITION}.zip"
+KAGGLE_PREFIX = "train_sample_videos/"
+
+# How many videos of a downloaded / own dataset each profile uses (None = all of them).
+MAX_VIDEOS = {
+    "kaggle": {"smoke": 8, "standard": 100, "full": None},
+    "folder": {"smoke": 8, "standard": None, "full": None},
+}
+
+
+class DatasetError(ValueError):
+    """A dataset cannot be used as it is; ``problems`` lists every reason found."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = list(problems or [])
+
+
+class KaggleSetupError(DatasetError):
+    """Kaggle credentials missing or refused, or the competition rules not accepted."""
+
+
+class UnsafeArchiveError(DatasetError):
+    """An archive holds entries that would be written outside the target folder."""
+
+
+class VideoError(ValueError):
+    """A video file cannot be read."""
+
+
+# ----------------------------------------------------------------------------
+# Metadata
+# ----------------------------------------------------------------------------
+
+def parse_metadata(data, where: str = "metadata.json") -> tuple[dict, list[str]]:
+    """Check DFDC-style metadata; return ``(entries, problems)``.
+
+    ``entries`` holds the usable entries as ``{name: {"label", "original", "split"?}}``;
+    ``problems`` describes each entry that is not usable (and why).
+    """
+    if not isinstance(data, dict):
+        return {}, [f"{where}: expected an object mapping video names to {{\"label\": ...}}, "
+                    f"got {type(data).__name__}."]
+    entries, problems = {}, []
+    for name, entry in data.items():
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: entry {name!r} is {type(entry).__name__}, expected an object with a label.")
+            continue
+        label = entry.get("label")
+        if isinstance(label, str):
+            label = label.strip().upper()
+        if label not in LABELS:
+            problems.append(f"{where}: {name!r} has label {entry.get('label')!r}; expected \"REAL\" or \"FAKE\".")
+            continue
+        original = entry.get("original")
+        if original is not None and not isinstance(original, str):
+            problems.append(f"{where}: {name!r} has original {original!r}; expected a file name or null.")
+            continue
+        if original == name:
+            problems.append(f"{where}: {name!r} names itself as its original.")
+            continue
+        clean = {"label": label, "original": original if label == "FAKE" else None}
+        if entry.get("split") in SPLITS:
+            clean["split"] = entry["split"]
+        if isinstance(entry.get("file"), str):
+            clean["file"] = entry["file"]
+        entries[str(name)] = clean
+    return entries, problems
+
+
+def read_metadata(path) -> dict:
+    """Read and check a ``metadata.json``; raise :class:`DatasetError` listing every problem."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"No metadata: {path} does not exist.", [f"{path} does not exist."])
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DatasetError(f"{path} is not valid JSON: {error}.", [f"{path.name}: not valid JSON ({error})."]) \
+            from None
+    entries, problems = parse_metadata(data, path.name)
+    if problems:
+        raise DatasetError(_problem_message(path, problems, can_skip=False), problems)
+    return entries
+
+
+def write_metadata(path, entries: dict) -> Path:
+    """Write entries as DFDC-style ``metadata.json`` (atomically), keys sorted."""
+    path = Path(path)
+    out = {}
+    for name in sorted(entries):
+        e = entries[name]
+        out[name] = {"label": e["label"], "split": e.get("split"), "original": e.get("original")}
+        if e.get("file") and e["file"] != name:
+            out[name]["file"] = e["file"]
+    _write_json(path, out)
+    return path
+
+
+def _write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    tmp.replace(path)
+
+
+def _problem_message(where, problems: list[str], can_skip: bool) -> str:
+    lines = [f"{len(problems)} problem(s) with the dataset at {where}:"]
+    lines += [f"  - {p}" for p in problems]
+    if can_skip:
+        lines.append("Fix them (nothing in your folder was changed), or pass skip_bad=True to "
+                     "prepare_dataset to leave the listed videos out.")
+    else:
+        lines.append("Fix them and run again (nothing in your folder was changed).")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------
+# Video files
+# ----------------------------------------------------------------------------
+
+def inspect_video(path) -> dict:
+    """Size, frame rate, frame count and duration of a video; decodes its first frame.
+
+    Width and height are as *displayed*: a phone video stored landscape with a
+    90-degree rotation flag is reported as portrait (``rotation`` says so).
+    Raises :class:`VideoError` for empty, unreadable or frameless files.
+    """
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise VideoError(f"{path.name}: file not found.")
+    size = path.stat().st_size
+    if size == 0:
+        raise VideoError(f"{path.name}: the file is empty (0 bytes).")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoError(f"{path.name}: no video stream in the file.")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            fps = float(rate) if rate else float("nan")
+            duration = None
+            if stream.duration and stream.time_base:
+                duration = float(stream.duration * stream.time_base)
+            elif container.duration:
+                duration = container.duration / 1_000_000
+            n_frames = int(stream.frames or 0)
+            if not n_frames and duration and fps == fps:
+                n_frames = int(round(duration * fps))
+            first = next(container.decode(stream), None)
+            if first is None:
+                raise VideoError(f"{path.name}: no frame could be decoded.")
+            width, height = first.width, first.height
+            rotation = int(getattr(first, "rotation", 0) or 0)
+            codec = stream.codec_context.name
+    except VideoError:
+        raise
+    except Exception as error:  # PyAV raises many FFmpeg error types
+        raise VideoError(f"{path.name}: cannot be decoded ({type(error).__name__}: {error}).") from None
+    if rotation % 180 == 90 or rotation % 180 == -90:
+        width, height = height, width
+    if duration is None and n_frames and fps == fps:
+        duration = n_frames / fps
+    return {"width": width, "height": height, "fps": round(fps, 3), "n_frames": n_frames,
+            "duration_s": None if duration is None else round(duration, 3), "size_bytes": size,
+            "rotation": rotation, "codec": codec}
+
+
+def _is_video(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS and not path.name.startswith(".")
+
+
+# ----------------------------------------------------------------------------
+# Splits
+# ----------------------------------------------------------------------------
+
+def split_groups(entries: dict, groups: dict | None = None) -> list[list[str]]:
+    """Sets of videos that must share a split: a fake with its original (and the original's other
+    fakes, even if the original itself is absent), plus any extra ``groups`` (e.g. identity)."""
+    parent: dict[str, str] = {}
+
+    def find(x):
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(a, b):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    for name, entry in entries.items():
+        find("v:" + name)
+        if entry.get("original"):
+            union("v:" + name, "v:" + entry["original"])
+        if groups and groups.get(name) is not None:
+            union("v:" + name, "g:" + str(groups[name]))
+    components: dict[str, list[str]] = {}
+    for name in entries:
+        components.setdefault(find("v:" + name), []).append(name)
+    return sorted((sorted(c) for c in components.values()), key=lambda c: c[0])
+
+
+def assign_splits(entries: dict, fractions=DEFAULT_FRACTIONS, seed: int = DEFAULT_SEED,
+                  groups: dict | None = None) -> dict:
+    """Seeded, grouped, label-stratified train/val/test assignment; returns ``{name: split}``.
+
+    Whole groups (see :func:`split_groups`) are placed, largest first, in the
+    split that brings the REAL and FAKE counts of every split closest to
+    ``fractions``. Every split gets at least one group when there are enough.
+    """
+    fractions = np.asarray(fractions, dtype=float)
+    if fractions.shape != (3,) or (fractions < 0).any() or fractions.sum() <= 0:
+        raise ValueError(f"fractions must be three non-negative numbers (train, val, test), got {fractions}.")
+    fractions = fractions / fractions.sum()
+    comps = split_groups(entries, groups)
+    rng = np.random.default_rng(seed)
+    comps = [comps[i] for i in rng.permutation(len(comps))]
+    comps.sort(key=len, reverse=True)  # stable: equal sizes keep the random order
+
+    def composition(comp):
+        fakes = sum(entries[n]["label"] == "FAKE" for n in comp)
+        return np.array([len(comp) - fakes, fakes], dtype=float)
+
+    totals = sum((composition(c) for c in comps), np.zeros(2))
+    targets = fractions[:, None] * totals[None, :]
+    counts = np.zeros((3, 2))
+    placed: list[list[list[str]]] = [[], [], []]
+    for comp in comps:
+        add = composition(comp)
+        costs = []
+        for s in range(3):
+            trial = counts.copy()
+            trial[s] += add
+            costs.append(((trial - targets) ** 2 / (targets + 1)).sum() + (1e9 if fractions[s] == 0 else 0))
+        best = int(np.argmin(costs))
+        counts[best] += add
+        placed[best].append(comp)
+    # every wanted split gets REAL and FAKE videos, when other splits have groups of that label to spare
+    wanted = [s for s in range(3) if fractions[s] > 0]
+    for s in wanted:
+        for label in (1, 0):  # FAKE first: a split without fakes cannot be evaluated
+            if any(composition(c)[label] for c in placed[s]):
+                continue
+            spare = {k: [c for c in placed[k] if composition(c)[label]] for k in wanted if k != s}
+            donor = max(spare, key=lambda k: len(spare[k]), default=None)
+            if donor is None or len(spare[donor]) < 2:
+                continue
+            moved = min(spare[donor], key=len)
+            placed[donor].remove(moved)
+            placed[s].append(moved)
+    return {name: SPLITS[s] for s in range(3) for comp in placed[s] for name in comp}
+
+
+def check_splits(df, groups: dict | None = None) -> dict:
+    """Verify a split from the data (booleans computed, nothing assumed).
+
+    - ``video_disjoint``: no video (by name, by file, or by identical content
+      fingerprint) is in more than one split;
+    - ``fakes_with_originals``: every fake shares its split with its original
+      and with the other fakes of the same original;
+    - ``groups_together``: every extra group (e.g. sample identity) sits in one split (None if no groups).
+    """
+    splits_of_name = df.groupby("name")["split"].nunique()
+    splits_of_path = df.groupby("path")["split"].nunique()
+    fingerprints = df.assign(fp=[_fingerprint(p) for p in df["path"]])
+    splits_of_fp = fingerprints.dropna(subset=["fp"]).groupby("fp")["split"].nunique()
+    disjoint = bool((splits_of_name <= 1).all() and (splits_of_path <= 1).all() and (splits_of_fp <= 1).all())
+    split_of = dict(zip(df["name"], df["split"]))
+    fakes = df[df["label"] == "FAKE"]
+    pairs_ok = all(split_of.get(o, s) == s for o, s in zip(fakes["original"], fakes["split"]) if o)
+    by_original = fakes.dropna(subset=["original"]).groupby("original")["split"].nunique()
+    siblings_ok = bool((by_original <= 1).all())
+    n_pairs = int(sum(1 for o in fakes["original"] if o and o in split_of))
+    result = {"video_disjoint": disjoint, "fakes_with_originals": bool(pairs_ok and siblings_ok),
+              "fake_original_pairs": n_pairs, "groups_together": None}
+    if groups:
+        g = df.assign(group=[groups.get(n) for n in df["name"]]).dropna(subset=["group"])
+        result["groups_together"] = bool((g.groupby("group")["split"].nunique() <= 1).all())
+    return result
+
+
+def _fingerprint(path) -> str | None:
+    """Size plus SHA-1 of the first MiB: catches the same video copied under two names."""
+    try:
+        p = Path(path)
+        with p.open("rb") as f:
+            head = f.read(1 << 20)
+        return f"{p.stat().st_size}-{hashlib.sha1(head).hexdigest()}"
+    except OSError:
+        return None
+
+
+def _subset(entries: dict, n: int | None, seed: int) -> dict:
+    """At most ``n`` videos, keeping every split's REAL/FAKE mix (at least one of each where there
+    is one) and the overall proportions; an original is taken before its fakes."""
+    if n is None or n >= len(entries):
+        return entries
+    have = {}
+    for e in entries.values():
+        have[e["split"], e["label"]] = have.get((e["split"], e["label"]), 0) + 1
+    cells = sorted(have, key=lambda c: (SPLITS.index(c[0]), LABELS.index(c[1])))
+    quota = {c: 0 for c in cells}
+    for c in sorted(cells, key=lambda c: -have[c])[:n]:  # one of each kind first, most common kinds first
+        quota[c] = 1
+    left = n - sum(quota.values())
+    if left > 0:  # the rest in proportion to what there is (largest remainders)
+        spare = {c: have[c] - quota[c] for c in cells}
+        total = sum(spare.values())
+        exact = {c: left * spare[c] / total for c in cells}
+        add = {c: min(spare[c], int(exact[c])) for c in cells}
+        for c in sorted(cells, key=lambda c: exact[c] - int(exact[c]), reverse=True):
+            if sum(add.values()) >= left:
+                break
+            if add[c] < spare[c]:
+                add[c] += 1
+        for c in cells:
+            quota[c] += add[c]
+    rng = np.random.default_rng([seed, 11])
+    comps = split_groups(entries)
+    comps = [comps[i] for i in rng.permutation(len(comps))]
+    chosen = {}
+    for comp in comps:
+        for name in sorted(comp, key=lambda x: entries[x]["label"] != "REAL"):  # originals first
+            key = (entries[name]["split"], entries[name]["label"])
+            if quota[key] > 0:
+                chosen[name] = entries[name]
+                quota[key] -= 1
+    return chosen
+
+
+# ----------------------------------------------------------------------------
+# Your own folder
+# ----------------------------------------------------------------------------
+
+def scan_folder(folder) -> tuple[dict, list[str], list[str], dict]:
+    """Find and check the videos of a DFDC-style or real/ + fake/ folder.
+
+    Returns ``(entries, video_problems, fatal_problems, video_info)``: entries
+    hold a ``file`` (path relative to the folder); video problems concern
+    single videos (they may be skipped); fatal problems make the folder
+    unusable; ``video_info`` is :func:`inspect_video`'s answer per readable video.
+    """
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        return {}, [], [f"{folder} is not a folder."], {}
+    meta_path = folder / "metadata.json"
+    subdirs = {p.name.lower(): p for p in folder.iterdir() if p.is_dir()}
+    entries, video_problems, fatal = {}, [], []
+    if meta_path.exists():
+        try:
+            data = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            return {}, [], [f"metadata.json is not valid JSON ({error}); fix or remove it."], {}
+        parsed, problems = parse_metadata(data)
+        if not isinstance(data, dict):
+            return {}, [], problems, {}
+        video_problems += problems
+        present = {p.name: p for p in folder.iterdir() if _is_video(p)}
+        for name, entry in parsed.items():
+            if name not in present:
+                video_problems.append(f"{name}: labelled in metadata.json but there is no such file.")
+                continue
+            entries[name] = {**entry, "file": name}
+        bad_names = {str(n) for n in data}
+        for name in sorted(set(present) - set(parsed) - bad_names):
+            video_problems.append(f"{name}: video without a label (not in metadata.json).")
+    elif "real" in subdirs or "fake" in subdirs:
+        seen: dict[str, str] = {}
+        for label in LABELS:
+            sub = subdirs.get(label.lower())
+            if sub is None:
+                video_problems.append(f"there is no {label.lower()}/ folder, so there are no {label} videos.")
+                continue
+            files = sorted(p for p in sub.rglob("*") if _is_video(p))
+            if not files:
+                video_problems.append(f"{sub.name}/ holds no videos ({', '.join(VIDEO_EXTENSIONS)}).")
+            for p in files:
+                rel = p.relative_to(folder).as_posix()
+                name = p.name if p.name not in seen else rel.replace("/", "__")
+                seen[name] = rel
+                entries[name] = {"label": label, "original": None, "file": rel}
+    else:
+        fatal.append(f"{folder} has neither a metadata.json (DFDC layout) nor real/ and fake/ sub-folders. "
+                     "Put the videos in real/ and fake/, or add a metadata.json like "
+                     "{\"clip.mp4\": {\"label\": \"REAL\"}, \"swap.mp4\": {\"label\": \"FAKE\", "
+                     "\"original\": \"clip.mp4\"}}.")
+        return {}, [], fatal, {}
+    infos = {}
+    for name in sorted(entries):
+        try:
+            infos[name] = inspect_video(folder / entries[name]["file"])
+        except VideoError as error:
+            video_problems.append(str(error) if str(error).startswith(name) else f"{name}: {error}")
+            entries.pop(name)
+    if not entries:
+        fatal.append("no readable, labelled video was found.")
+    return entries, video_problems, fatal, infos
+
+
+def _folder_fingerprint(folder: Path) -> str:
+    h = hashlib.sha1()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and (p.name == "metadata.json" or _is_video(p)):
+            st = p.stat()
+            h.update(f"{p.relative_to(folder).as_posix()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _prepare_from_folder(video_root: Path, out_dir: Path, source: str, seed: int, fractions, skip_bad: bool,
+                         max_videos: int | None, keep_splits: bool = False) -> Path:
+    """Validate ``video_root``, split it, and write our metadata into ``out_dir`` (never into video_root)."""
+    video_root = Path(video_root).expanduser().resolve()
+    key = {"source": source, "video_root": str(video_root), "fingerprint": _folder_fingerprint(video_root),
+           "seed": seed, "fractions": list(fractions), "skip_bad": bool(skip_bad), "keep_splits": keep_splits}
+    # a subset lives inside the full dataset's folder, under a name that is unique on its own
+    # (later stages key their caches by the dataset folder's name)
+    final = out_dir if not max_videos else out_dir / f"{out_dir.name}-max{int(max_videos)}"
+    source_file = final / "source.json"
+    if (final / "metadata.json").exists() and source_file.exists():
+        stored = json.loads(source_file.read_text())
+        if {k: stored.get(k) for k in key} == key and stored.get("max_videos") == max_videos:
+            return final
+    entries, video_problems, fatal, infos = scan_folder(video_root)
+    if fatal:
+        raise DatasetError(_problem_message(video_root, fatal + video_problems, can_skip=False),
+                           fatal + video_problems)
+    if video_problems and not skip_bad:
+        raise DatasetError(_problem_message(video_root, video_problems, can_skip=True), video_problems)
+    if video_problems:
+        print(f"Leaving out what these {len(video_problems)} problem(s) concern (skip_bad=True):")
+        for p in video_problems:
+            print("  -", p)
+    if not (keep_splits and all(e.get("split") in SPLITS for e in entries.values())):
+        splits = assign_splits(entries, fractions=fractions, seed=seed)
+        for name, split in splits.items():
+            entries[name]["split"] = split
+    entries = _subset(entries, max_videos, seed)
+    _write_json(final / "video_info.json", {name: infos[name] for name in entries})
+    write_metadata(final / "metadata.json", entries)
+    _write_json(source_file, {**key, "max_videos": max_videos, "skipped": video_problems,
+                              "n_videos": len(entries)})
+    return final
+
+
+def _own_name(folder: Path) -> str:
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "_", folder.name) or "videos"
+    return f"{base}-{hashlib.sha1(str(folder).encode()).hexdigest()[:8]}"
+
+
+# ----------------------------------------------------------------------------
+# Kaggle
+# ----------------------------------------------------------------------------
+
+def find_kaggle_credentials(environ=None, home=None) -> str | None:
+    """Where the Kaggle client would find credentials, or None. Nothing is read beyond what is needed.
+
+    Checked like kaggle 2.x does: ``KAGGLE_API_TOKEN``; ``~/.kaggle/access_token``;
+    ``KAGGLE_USERNAME`` + ``KAGGLE_KEY``; a legacy ``kaggle.json`` (in
+    ``KAGGLE_CONFIG_DIR``, ``~/.kaggle`` or ``~/.config/kaggle``); the OAuth
+    login cached by ``kaggle auth login`` (``~/.kaggle/credentials.json``).
+    """
+    env = os.environ if environ is None else environ
+    home = Path(home) if home is not None else Path.home()
+    if env.get("KAGGLE_API_TOKEN", "").strip():
+        return "the KAGGLE_API_TOKEN environment variable"
+    for name in ("access_token", "access_token.txt"):
+        token = home / ".kaggle" / name
+        if token.is_file() and token.stat().st_size > 0:
+            return str(token)
+    if env.get("KAGGLE_USERNAME", "").strip() and env.get("KAGGLE_KEY", "").strip():
+        return "the KAGGLE_USERNAME and KAGGLE_KEY environment variables"
+    config_dirs = [Path(env["KAGGLE_CONFIG_DIR"])] if env.get("KAGGLE_CONFIG_DIR") else []
+    config_dirs += [home / ".kaggle", Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "kaggle"]
+    for directory in config_dirs:
+        legacy = directory / "kaggle.json"
+        if legacy.is_file():
+            try:
+                data = json.loads(legacy.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict) and data.get("username") and data.get("key"):
+                return str(legacy)
+    oauth = home / ".kaggle" / "credentials.json"
+    if oauth.is_file() and oauth.stat().st_size > 0:
+        return f"{oauth} (kaggle auth login)"
+    return None
+
+
+def kaggle_help_message() -> str:
+    """What to do when no Kaggle credentials are found."""
+    return (
+        "No Kaggle credentials found, so the DFDC sample (train_sample_videos, about 400 videos) cannot be "
+        "downloaded. To use it:\n"
+        f"  1. Sign in at https://www.kaggle.com, open {KAGGLE_RULES_URL} and accept the competition rules "
+        "(without that, Kaggle refuses the download with 403).\n"
+        "  2. Give the Kaggle client credentials, ONE of:\n"
+        "     - run `kaggle auth login` in a terminal where the course's environment is active, or\n"
+        "     - create a token at https://www.kaggle.com/settings/api (\"Generate New Token\") and either set\n"
+        "       KAGGLE_API_TOKEN=<token> in the environment before starting Jupyter, or save the token in\n"
+        "       ~/.kaggle/access_token, or\n"
+        "     - save a legacy kaggle.json API key as ~/.kaggle/kaggle.json (chmod 600), or set\n"
+        "       KAGGLE_USERNAME and KAGGLE_KEY.\n"
+        "  3. Run this again (restart the kernel if you changed environment variables).\n"
+        "No account? Use DATA_SOURCE = \"sample\" (built in, no download) or \"folder\" with your own videos."
+    )
+
+
+def _explain_kaggle_error(error: Exception, credentials: str) -> Exception:
+    response = getattr(error, "response", None)
+    status = getattr(response, "status_code", None)
+    if status is None:
+        match = re.search(r"\b(401|403|404)\b", str(error))
+        status = int(match.group(1)) if match else None
+    if status == 403:
+        return KaggleSetupError(
+            "Kaggle refused the download (403 Forbidden): this account has not accepted the rules of the "
+            f"competition. Open {KAGGLE_RULES_URL} while signed in, click \"I Understand and Accept\", and run "
+            "again. What was already downloaded is kept; the download resumes.")
+    if status == 401:
+        return KaggleSetupError(
+            f"Kaggle rejected the credentials found in {credentials} (401 Unauthorized): they are wrong or "
+            "expired. Run `kaggle auth login` again or create a new token at https://www.kaggle.com/settings/api, "
+            "then run again.")
+    if status == 404:
+        return KaggleSetupError(f"Kaggle does not know the competition {KAGGLE_COMPETITION!r} (404).")
+    return DatasetError(
+        f"The Kaggle download stopped ({type(error).__name__}: {error}). Check the network and run again: "
+        "finished downloads are kept and an interrupted one resumes or restarts cleanly.")
+
+
+def _download_with_kaggle_client(partial_dir: Path) -> Path:
+    """Download the competition archive with the official client into ``partial_dir``; return the zip path.
+
+    The client resumes an interrupted download of the same file by itself.
+    ``kaggle`` is imported only here: importing it without credentials prints a banner.
+    """
+    try:
+        from kaggle.api.kaggle_api_extended import KaggleApi
+    except ImportError as error:
+        raise KaggleSetupError("The Kaggle client is not installed: pip install kaggle==2.2.5") from error
+    api = KaggleApi()
+    try:
+        api.authenticate()
+    except SystemExit:
+        raise KaggleSetupError(kaggle_help_message()) from None
+    api.competition_download_files(KAGGLE_COMPETITION, path=str(partial_dir), quiet=False)
+    return partial_dir / KAGGLE_ARCHIVE
+
+
+def _archive_complete(path: Path, required: str = KAGGLE_PREFIX + "metadata.json") -> bool:
+    """A complete zip: the central directory reads, the required member is there, the CRCs match."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if required not in zf.namelist():
+                return False
+            return zf.testzip() is None
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def fetch_kaggle_archive(download_dir=None, downloader=None) -> Path:
+    """The DFDC competition archive, downloaded once (skipped when already complete).
+
+    The client writes into ``download_dir/partial/``; only a complete, CRC-checked
+    archive is moved to ``download_dir/deepfake-detection-challenge.zip``.
+    ``downloader(partial_dir) -> Path`` replaces the Kaggle client (tests).
+    """
+    download_dir = Path(download_dir or config.data_dir() / "kaggle" / "download")
+    final = download_dir / KAGGLE_ARCHIVE
+    if final.is_file():
+        return final
+    credentials = find_kaggle_credentials()
+    if credentials is None:
+        raise KaggleSetupError(kaggle_help_message())
+    partial = download_dir / "partial"
+    partial.mkdir(parents=True, exist_ok=True)
+    print(f"Downloading the {KAGGLE_COMPETITION} archive with credentials from {credentials} ...")
+    try:
+        got = Path((downloader or _download_with_kaggle_client)(partial))
+    except DatasetError:
+        raise
+    except Exception as error:
+        raise _explain_kaggle_error(error, credentials) from error
+    if not got.is_file() or not _archive_complete(got):
+        if got.is_file():
+            got.unlink()  # our own broken download, not a user file
+        raise DatasetError(f"The downloaded archive {got.name} is incomplete or corrupt and was removed. "
+                           "Run again to restart the download.")
+    got.replace(final)
+    return final
+
+
+def _unsafe_reason(info: zipfile.ZipInfo) -> str | None:
+    name = info.filename.replace("\\", "/")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        return "absolute path"
+    if ".." in PurePosixPath(name).parts:
+        return "'..' in the path"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "symbolic link"
+    return None
+
+
+def safe_extract(archive, target_dir, prefix: str | None = None) -> Path:
+    """Extract a zip into ``target_dir`` without letting any entry escape it.
+
+    The whole archive is checked first: absolute paths, ``..`` components and
+    symbolic links are refused (:class:`UnsafeArchiveError` lists them) and
+    nothing is written. Only entries under ``prefix`` are extracted (with the
+    prefix removed). Extraction goes to ``<target>.partial`` and is renamed
+    when complete; an existing complete target is returned as is.
+    """
+    target = Path(target_dir)
+    if target.is_dir():
+        return target
+    with zipfile.ZipFile(archive) as zf:
+        infos = zf.infolist()
+        bad = [f"{i.filename!r}: {reason}" for i in infos if (reason := _unsafe_reason(i))]
+        if bad:
+            raise UnsafeArchiveError(f"Refusing to extract {Path(archive).name}: {len(bad)} unsafe entr"
+                                     f"{'y' if len(bad) == 1 else 'ies'}:\n  - " + "\n  - ".join(bad), bad)
+        work = target.with_name(target.name + ".partial")
+        if work.exists():
+            shutil.rmtree(work)  # our own half-finished extraction
+        work.mkdir(parents=True)
+        root = work.resolve()
+        for info in infos:
+            name = info.filename.replace("\\", "/")
+            if prefix:
+                if not name.startswith(prefix):
+                    continue
+                name = name[len(prefix):]
+            if not name or name.endswith("/"):
+                continue
+            dest = (work / name).resolve()
+            if root not in dest.parents:
+                raise UnsafeArchiveError(f"Refusing to extract {info.filename!r}: it resolves outside {target}.",
+                                         [info.filename])
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+    work.replace(target)
+    return target
+
+
+# ----------------------------------------------------------------------------
+# The one entry point, and reading a dataset back
+# ----------------------------------------------------------------------------
+
+def prepare_dataset(source: str = "sample", profile: str = "standard", path=None, **options) -> Path:
+    """Make a dataset folder with ``metadata.json`` (DFDC format plus splits); cached, so cheap to call again.
+
+    Args:
+        source: "sample" (built-in, generated), "kaggle" (DFDC train_sample_videos) or "folder" (your videos).
+        profile: "smoke" | "standard" | "full": the sample's size; for kaggle/folder how many videos are used
+            (``MAX_VIDEOS``; override with ``max_videos=``).
+        path: your folder of videos (source="folder").
+        **options: sample: any setting of :func:`helpers.sample_data.sample_settings` (``seed``, ``n_real``,
+            ``width``...) and ``progress``; kaggle/folder: ``seed``, ``fractions``, ``max_videos``,
+            ``skip_bad`` (leave bad videos out instead of stopping), ``keep_splits`` (folder: use the
+            splits in your metadata.json); kaggle: ``downloader`` (a replacement for the client, for tests).
+
+    Returns:
+        Path of the dataset folder (read it with :func:`load_dataset`).
+    """
+    config.check_profile(profile)
+    source = (source or "sample").lower()
+    if source == "sample":
+        return _prepare_sample(profile, **options)
+    seed = options.pop("seed", None)
+    seed = DEFAULT_SEED if seed is None else int(seed)
+    fractions = tuple(options.pop("fractions", DEFAULT_FRACTIONS))
+    skip_bad = bool(options.pop("skip_bad", False))
+    max_videos = options.pop("max_videos", MAX_VIDEOS.get(source, {}).get(profile))
+    if source == "kaggle":
+        downloader = options.pop("downloader", None)
+        _no_more(options)
+        root = config.data_dir() / "kaggle"
+        videos = root / "train_sample_videos"
+        if not videos.is_dir():
+            archive = fetch_kaggle_archive(root / "download", downloader=downloader)
+            print(f"Extracting {KAGGLE_PREFIX} from {archive.name} ...")
+            safe_extract(archive, videos, prefix=KAGGLE_PREFIX)
+        return _prepare_from_folder(videos, root / "dfdc_train_sample", "kaggle", seed, fractions, skip_bad,
+                                    max_videos)
+    if source == "folder":
+        keep_splits = bool(options.pop("keep_splits", False))
+        name = options.pop("name", None)
+        _no_more(options)
+        if path is None:
+            raise DatasetError("DATA_SOURCE is \"folder\" but no DATA_PATH was given: set DATA_PATH to the folder "
+                               "holding your videos (with metadata.json, or real/ and fake/ sub-folders).")
+        folder = Path(path).expanduser().resolve()
+        out = config.data_dir() / "own" / (name or _own_name(folder))
+        if out.resolve() == folder or folder in out.resolve().parents:
+            raise DatasetError(f"Our metadata would be written inside your folder {folder}; choose another "
+                               "DEEPFAKE_DATA_DIR.")
+        return _prepare_from_folder(folder, out, "folder", seed, fractions, skip_bad, max_videos, keep_splits)
+    raise ValueError(f"Unknown data source {source!r}: choose \"sample\", \"kaggle\" or \"folder\".")
+
+
+def _no_more(options: dict) -> None:
+    if options:
+        raise TypeError(f"Unknown option(s) for this data source: {', '.join(sorted(options))}.")
+
+
+def _prepare_sample(profile: str, progress: bool = True, **overrides) -> Path:
+    from . import sample_data
+
+    settings = sample_data.sample_settings(profile, **overrides)
+    default = sample_data.sample_settings(profile)
+    name = profile
+    if settings != default:
+        digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        name = f"{profile}-{digest}"
+    out = config.data_dir() / "sample" / name
+    generation = sample_data.read_generation(out) if (out / "metadata.json").exists() else None
+    wanted = {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()}
+    if generation and generation.get("settings") == wanted and \
+            generation.get("generator_version") == sample_data.GENERATOR_VERSION:
+        return out
+    return sample_data.generate_sample(out, profile, progress=progress, **overrides)
+
+
+def _video_root(dataset_dir: Path) -> Path:
+    source = dataset_dir / "source.json"
+    if source.exists():
+        return Path(json.loads(source.read_text())["video_root"])
+    return dataset_dir
+
+
+def load_dataset(dataset_dir, probe: bool = True):
+    """One row per video: name, path (absolute), label, target (1 = FAKE), split, original,
+    and (``probe=True``, cached in ``video_info.json``) width, height, orientation, fps,
+    n_frames, duration_s, size_bytes."""
+    import pandas as pd
+
+    dataset_dir = Path(dataset_dir)
+    entries = read_metadata(dataset_dir / "metadata.json")
+    root = _video_root(dataset_dir)
+    rows = []
+    for name in sorted(entries):
+        e = entries[name]
+        rows.append({"name": name, "path": str((root / e.get("file", name)).resolve()), "label": e["label"],
+                     "target": int(e["label"] == "FAKE"), "split": e.get("split"), "original": e.get("original")})
+    df = pd.DataFrame(rows, columns=["name", "path", "label", "target", "split", "original"])
+    df["original"] = pd.Series([r["original"] for r in rows], index=df.index, dtype=object)  # None, not NaN
+    if not probe or df.empty:
+        return df
+    info_path = dataset_dir / "video_info.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    changed = False
+    for name, path in zip(df["name"], df["path"]):
+        size = Path(path).stat().st_size if Path(path).exists() else None
+        if name not in info or info[name].get("size_bytes") != size:
+            try:
+                info[name] = inspect_video(path)
+            except VideoError as error:
+                info[name] = {"size_bytes": size, "error": str(error)}
+            changed = True
+    if changed:
+        try:
+            _write_json(info_path, info)
+        except OSError:
+            pass  # a read-only dataset folder: probe again next time
+    for column in ("width", "height", "fps", "n_frames", "duration_s", "size_bytes"):
+        df[column] = [info[n].get(column) for n in df["name"]]
+    df["orientation"] = np.where(df["height"] > df["width"], "portrait",
+                                 np.where(df["height"] < df["width"], "landscape", "square"))
+    return df

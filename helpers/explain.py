@@ -1,0 +1,767 @@
+"""What the face models look at (Grad-CAM) and what test-time augmentation buys.
+
+Four tools, used by notebook 06 and by the demo app:
+
+* :func:`gradcam_torch` - Grad-CAM maps for a PyTorch face classifier with
+  ``pytorch-grad-cam`` (by default on ``block8.branch1[-1]`` of facenet-pytorch's
+  InceptionResnetV1, the layer the report uses), one map per face, each scaled
+  to [0, 1]. :func:`gradcam_keras` does the same for a Keras 3 model with
+  ``keras.ops`` and the active backend's gradient (TensorFlow or PyTorch).
+* :func:`overlay` - a heat map blended onto the *original* face (RGB uint8).
+* :func:`tta_probs` - P(FAKE) averaged over transformed copies of each face
+  (flip, small shifts, brightness, JPEG re-encoding), and the degradations
+  (:func:`degrade`) used to measure robustness to social-media re-encoding.
+* :func:`similarity_transform` / :func:`align_to_template` /
+  :func:`region_shares` - put each Grad-CAM map into one canonical face frame
+  (5 MTCNN landmarks -> a fixed template) so maps can be averaged over many
+  faces and the share of activation on eyes, nose and mouth can be measured.
+
+Nothing here knows where faces come from; inputs are tensors / arrays of faces.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+# --------------------------------------------------------------------------- #
+# Grad-CAM for PyTorch models
+# --------------------------------------------------------------------------- #
+
+
+def default_target_layer(model):
+    """The layer Grad-CAM reads by default.
+
+    For facenet-pytorch's InceptionResnetV1 (also when it is wrapped in another
+    module) this is ``block8.branch1[-1]``, the last convolution block of the
+    network's final Inception-ResNet block, as in the report. For any other
+    network: the layer ``models_compare.gradcam_layer`` names for the
+    comparison models (custom CNN, MesoNet, DenseNet121), else the last
+    ``Conv2d`` module.
+    """
+    import torch.nn as nn
+
+    for name, module in model.named_modules():
+        if name == "block8.branch1" or name.endswith(".block8.branch1"):
+            return module[-1]
+    try:
+        from .models_compare import gradcam_layer
+
+        return gradcam_layer(model)
+    except (ImportError, TypeError):
+        pass
+    last_conv = None
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            last_conv = module
+    if last_conv is None:
+        raise ValueError("The model has no Conv2d layer; pass target_layer= explicitly.")
+    return last_conv
+
+
+def _resolve_layer(model, target_layer):
+    if target_layer is None:
+        return default_target_layer(model)
+    if isinstance(target_layer, str):
+        return model.get_submodule(target_layer)
+    return target_layer
+
+
+def _one_logit(model):
+    """Wrap a model so that it returns shape (N, 1), whether it returned (N,) or (N, 1)."""
+    import torch.nn as nn
+
+    class OneLogit(nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            out = self.inner(x)
+            return out.reshape(out.shape[0], -1)
+
+    return OneLogit(model)
+
+
+class _LogitTarget:
+    """Grad-CAM target: the FAKE logit (sign=+1) or its negation (evidence for REAL)."""
+
+    def __init__(self, sign: float = 1.0):
+        self.sign = sign
+
+    def __call__(self, output):
+        return self.sign * (output[0] if output.ndim == 1 else output[:, 0])
+
+
+def _save_modes(model) -> list:
+    """Each submodule's train/eval flag (a model may keep frozen parts in eval mode while training)."""
+    return [(module, module.training) for module in model.modules()]
+
+
+def _restore_modes(modes: list) -> None:
+    for module, training in modes:
+        module.training = training
+
+
+def normalise_map(cam: np.ndarray) -> np.ndarray:
+    """Min-max scale one map to [0, 1]; a constant map becomes all zeros."""
+    cam = np.asarray(cam, dtype=np.float32)
+    low, high = float(cam.min()), float(cam.max())
+    if not math.isfinite(low) or not math.isfinite(high) or high - low < 1e-12:
+        return np.zeros_like(cam, dtype=np.float32)
+    return (cam - low) / (high - low)
+
+
+def gradcam_torch(model, faces_tensor, target_layer=None, towards: str = "fake",
+                  batch_size: int = 16, device=None) -> np.ndarray:
+    """Grad-CAM maps, shape (N, H, W), float32, each map scaled to [0, 1].
+
+    ``model`` returns one logit per face (P(FAKE) = sigmoid(logit));
+    ``faces_tensor`` is (N, 3, H, W) or a single (3, H, W) face, scaled as the
+    model expects. ``target_layer`` is a module, a dotted name
+    (``"block8.branch1.2"``) or None for :func:`default_target_layer`.
+    ``towards="fake"`` explains the FAKE logit (``ClassifierOutputTarget(0)``
+    as in the report); ``"real"`` explains its negation. The train/eval mode of
+    every submodule, ``requires_grad`` and the parameters' ``.grad`` are left
+    as found.
+
+    A map is all zeros when no location pushed the logit the asked way (Grad-CAM
+    keeps only positive evidence); :func:`cam_stats` counts such maps. Note the
+    map has the resolution of the target layer: InceptionResnetV1 on a 96 px
+    face gives a 1x1 map (no spatial information); use at least 128 px.
+    """
+    import torch
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    if towards not in ("fake", "real"):
+        raise ValueError("towards must be 'fake' or 'real'.")
+    faces = torch.as_tensor(faces_tensor, dtype=torch.float32)
+    if faces.ndim == 3:
+        faces = faces.unsqueeze(0)
+    if faces.ndim != 4:
+        raise ValueError(f"Expected faces of shape (N, 3, H, W), got {tuple(faces.shape)}.")
+    layer = _resolve_layer(model, target_layer)
+    if device is not None:
+        model.to(device)
+    modes = _save_modes(model)
+    saved_grads = [(p, p.grad) for p in model.parameters()]
+    wrapped = _one_logit(model)
+    maps = []
+    cam = GradCAM(model=wrapped, target_layers=[layer])
+    try:
+        with torch.enable_grad():
+            for start in range(0, len(faces), batch_size):
+                chunk = faces[start:start + batch_size].clone()
+                # Input gradients make the hooks fire even when the backbone is frozen.
+                chunk.requires_grad_(True)
+                targets = ([ClassifierOutputTarget(0)] if towards == "fake" else [_LogitTarget(-1.0)]) * len(chunk)
+                maps.append(np.asarray(cam(input_tensor=chunk, targets=targets), dtype=np.float32))
+    finally:
+        cam.activations_and_grads.release()
+        _restore_modes(modes)
+        for parameter, grad in saved_grads:  # leave no Grad-CAM gradients behind
+            parameter.grad = grad
+    maps = np.concatenate(maps, axis=0) if maps else np.zeros((0,) + tuple(faces.shape[-2:]), np.float32)
+    return np.stack([normalise_map(m) for m in maps]) if len(maps) else maps
+
+
+def cam_stats(cams: np.ndarray) -> dict:
+    """min / max / std per map and how many maps are constant (carry no information)."""
+    cams = np.asarray(cams, dtype=np.float32)
+    flat = cams.reshape(len(cams), -1)
+    stds = flat.std(axis=1)
+    return {
+        "n": int(len(cams)),
+        "shape": list(cams.shape[1:]),
+        "min": flat.min(axis=1).round(4).tolist(),
+        "max": flat.max(axis=1).round(4).tolist(),
+        "std": stds.round(4).tolist(),
+        "n_constant": int((stds < 1e-6).sum()),
+    }
+
+
+# --------------------------------------------------------------------------- #
+# Overlays
+# --------------------------------------------------------------------------- #
+
+
+def to_float_rgb(face) -> np.ndarray:
+    """An RGB face as float32 in [0, 1], from uint8 (0..255), float [0, 1] or a CHW tensor."""
+    if hasattr(face, "detach"):
+        face = face.detach().cpu().numpy()
+    face = np.asarray(face)
+    if face.ndim == 3 and face.shape[0] in (1, 3) and face.shape[-1] not in (1, 3):
+        face = np.transpose(face, (1, 2, 0))
+    if face.ndim == 2:
+        face = np.repeat(face[..., None], 3, axis=-1)
+    if face.shape[-1] == 1:
+        face = np.repeat(face, 3, axis=-1)
+    if face.dtype == np.uint8:
+        return face.astype(np.float32) / 255.0
+    face = face.astype(np.float32)
+    if face.max() > 1.0 + 1e-6:
+        raise ValueError("A float face must be scaled to [0, 1] (got values above 1); "
+                         "pass uint8 for 0..255 images.")
+    return np.clip(face, 0.0, 1.0)
+
+
+def overlay(face, cam, alpha: float = 0.45) -> np.ndarray:
+    """Blend a Grad-CAM map onto the original face; returns RGB uint8 (H, W, 3).
+
+    ``face`` is RGB uint8 or float in [0, 1] (HWC, or a CHW tensor); ``cam`` is
+    a map in [0, 1] (resized to the face if needed). ``alpha`` is the heat
+    map's weight. The face is passed to ``show_cam_on_image`` as float [0, 1]
+    RGB - casting it to int first (as the report's code does) turns it black.
+    """
+    import cv2
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError("alpha must be in [0, 1].")
+    image = to_float_rgb(face)
+    cam = np.asarray(cam, dtype=np.float32)
+    if cam.ndim != 2:
+        raise ValueError(f"cam must be a 2-D map, got shape {cam.shape}.")
+    if cam.shape != image.shape[:2]:
+        cam = cv2.resize(cam, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+    cam = np.clip(cam, 0.0, 1.0)
+    return show_cam_on_image(image, cam, use_rgb=True, image_weight=1.0 - alpha)
+
+
+# --------------------------------------------------------------------------- #
+# Test-time augmentation and degradations (faces as (N, 3, H, W) in [0, 1])
+# --------------------------------------------------------------------------- #
+
+
+def _to_uint8_hwc(faces) -> np.ndarray:
+    array = faces.detach().cpu().numpy() if hasattr(faces, "detach") else np.asarray(faces)
+    return (np.clip(np.transpose(array, (0, 2, 3, 1)), 0, 1) * 255).round().astype(np.uint8)
+
+
+def _from_uint8_hwc(images: np.ndarray, like):
+    import torch
+
+    tensor = torch.from_numpy(np.transpose(images.astype(np.float32) / 255.0, (0, 3, 1, 2)).copy())
+    return tensor.to(device=like.device, dtype=like.dtype)
+
+
+def jpeg(faces, quality: int = 75):
+    """Re-encode each face as JPEG at ``quality`` (1-100) and decode it again."""
+    import cv2
+
+    if not 1 <= int(quality) <= 100:
+        raise ValueError("JPEG quality must be in 1..100.")
+    images = _to_uint8_hwc(faces)
+    out = np.empty_like(images)
+    for i, image in enumerate(images):
+        ok, encoded = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        if not ok:
+            raise RuntimeError("OpenCV could not encode a JPEG.")
+        out[i] = cv2.imdecode(encoded, cv2.IMREAD_COLOR)[..., ::-1]
+    return _from_uint8_hwc(out, faces)
+
+
+def downscale(faces, factor: float = 0.5):
+    """Shrink each face by ``factor`` (area averaging) and scale it back up (bilinear)."""
+    import torch.nn.functional as F
+
+    if not 0 < factor <= 1:
+        raise ValueError("The down-scaling factor must be in (0, 1].")
+    if factor == 1:
+        return faces.clone()
+    height, width = faces.shape[-2:]
+    small = F.interpolate(faces, size=(max(1, round(height * factor)), max(1, round(width * factor))),
+                          mode="area")
+    return F.interpolate(small, size=(height, width), mode="bilinear", align_corners=False).clamp(0, 1)
+
+
+def blur(faces, sigma: float = 1.0):
+    """Gaussian blur with standard deviation ``sigma`` pixels (0 = unchanged)."""
+    import cv2
+
+    if sigma < 0:
+        raise ValueError("sigma must be >= 0.")
+    if sigma == 0:
+        return faces.clone()
+    images = _to_uint8_hwc(faces)
+    out = np.stack([cv2.GaussianBlur(image, (0, 0), sigmaX=float(sigma)) for image in images])
+    return _from_uint8_hwc(out, faces)
+
+
+def shift(faces, dx: float = 0.04, dy: float = 0.04):
+    """Translate by a fraction of the face size; the uncovered border repeats the edge pixels."""
+    import torch.nn.functional as F
+
+    height, width = faces.shape[-2:]
+    px, py = int(round(dx * width)), int(round(dy * height))
+    padded = F.pad(faces, (abs(px), abs(px), abs(py), abs(py)), mode="replicate")
+    top, left = abs(py) - py, abs(px) - px
+    return padded[..., top:top + height, left:left + width]
+
+
+def zoom(faces, keep: float = 0.9):
+    """Central crop keeping ``keep`` of each side, resized back to the original size."""
+    import torch.nn.functional as F
+
+    height, width = faces.shape[-2:]
+    h, w = max(1, round(height * keep)), max(1, round(width * keep))
+    top, left = (height - h) // 2, (width - w) // 2
+    crop = faces[..., top:top + h, left:left + w]
+    return F.interpolate(crop, size=(height, width), mode="bilinear", align_corners=False).clamp(0, 1)
+
+
+def brightness(faces, factor: float = 1.1):
+    """Multiply intensities by ``factor`` and clip to [0, 1]."""
+    return (faces * factor).clamp(0, 1)
+
+
+#: The named test-time transforms; each maps a batch (N, 3, H, W) in [0, 1] to another.
+TTA_TRANSFORMS: dict[str, Callable] = {
+    "identity": lambda x: x,
+    "hflip": lambda x: x.flip(-1),
+    "shift_down_right": lambda x: shift(x, 0.04, 0.04),
+    "shift_up_left": lambda x: shift(x, -0.04, -0.04),
+    "zoom_in": lambda x: zoom(x, 0.9),
+    "brighter": lambda x: brightness(x, 1.1),
+    "darker": lambda x: brightness(x, 0.9),
+    "jpeg_q75": lambda x: jpeg(x, 75),
+}
+#: What notebook 06 averages over by default (the original face always included).
+DEFAULT_TTA = ("identity", "hflip", "shift_down_right", "shift_up_left", "brighter", "jpeg_q75")
+
+#: Degradations for the robustness study: kind -> (function, levels, the clean level).
+DEGRADATIONS = {
+    "jpeg_quality": (jpeg, (95, 75, 50, 30, 10), None),
+    "downscale": (downscale, (0.75, 0.5, 0.33, 0.25), 1.0),
+    "blur_sigma": (blur, (0.5, 1.0, 2.0, 3.0), 0.0),
+}
+
+
+def degrade(faces, kind: str, level):
+    """Apply one robustness degradation (``jpeg_quality``, ``downscale`` or ``blur_sigma``)."""
+    if kind not in DEGRADATIONS:
+        raise ValueError(f"Unknown degradation {kind!r}; choose from {sorted(DEGRADATIONS)}.")
+    return DEGRADATIONS[kind][0](faces, level)
+
+
+def _resolve_transforms(transforms) -> list[tuple[str, Callable]]:
+    if transforms is None:
+        transforms = DEFAULT_TTA
+    if isinstance(transforms, str) or callable(transforms):
+        transforms = [transforms]
+    resolved = []
+    for item in transforms:
+        if isinstance(item, str):
+            if item not in TTA_TRANSFORMS:
+                raise ValueError(f"Unknown TTA transform {item!r}; known: {', '.join(TTA_TRANSFORMS)}.")
+            resolved.append((item, TTA_TRANSFORMS[item]))
+        elif callable(item):
+            resolved.append((getattr(item, "__name__", "custom"), item))
+        else:
+            raise TypeError(f"A TTA transform must be a name or a callable, got {item!r}.")
+    if not resolved:
+        raise ValueError("TTA needs at least one transform (use ['identity'] for a plain prediction).")
+    return resolved
+
+
+def _batches(faces, batch_size: int) -> Iterable:
+    """Yield float tensors (B, 3, H, W) from a tensor, an array or a DataLoader of (x, y)."""
+    import torch
+
+    if isinstance(faces, (torch.Tensor, np.ndarray)):
+        tensor = torch.as_tensor(faces, dtype=torch.float32)
+        if tensor.ndim == 3:
+            tensor = tensor.unsqueeze(0)
+        for start in range(0, len(tensor), batch_size):
+            yield tensor[start:start + batch_size]
+    else:
+        for batch in faces:
+            yield batch[0] if isinstance(batch, (list, tuple)) else batch
+
+
+def tta_probs(model, faces, device="cpu", transforms=None, batch_size: int = 32,
+              return_all: bool = False):
+    """P(FAKE) per face, averaged over test-time transforms.
+
+    ``faces``: a tensor / array (N, 3, H, W) in [0, 1], or a DataLoader yielding
+    ``(faces, targets)`` (e.g. over ``FaceCropDataset``). ``transforms``: names
+    from :data:`TTA_TRANSFORMS` and/or callables on a batch; default
+    :data:`DEFAULT_TTA`. Probabilities (not logits) are averaged. With
+    ``transforms=["identity"]`` this is the plain prediction. With
+    ``return_all=True`` also returns the (T, N) per-transform probabilities.
+    """
+    import torch
+
+    resolved = _resolve_transforms(transforms)
+    modes = _save_modes(model)
+    model.eval()
+    per_transform: list[list[np.ndarray]] = [[] for _ in resolved]
+    try:
+        with torch.no_grad():
+            for batch in _batches(faces, batch_size):
+                batch = batch.to(device=device, dtype=torch.float32)
+                for k, (_, transform) in enumerate(resolved):
+                    logits = model(transform(batch)).reshape(len(batch), -1)[:, 0]
+                    per_transform[k].append(torch.sigmoid(logits.float()).cpu().numpy())
+    finally:
+        _restore_modes(modes)
+    all_probs = np.stack([np.concatenate(p) if p else np.zeros(0, np.float32) for p in per_transform])
+    mean = all_probs.mean(axis=0)
+    return (mean, all_probs) if return_all else mean
+
+
+# --------------------------------------------------------------------------- #
+# Landmark alignment and region shares
+# --------------------------------------------------------------------------- #
+
+#: Canonical positions of MTCNN's five landmarks (left eye, right eye, nose,
+#: mouth left, mouth right) as fractions of a square face, "left" meaning the
+#: image's left. These are the widely used ArcFace 112x112 template / 112.
+TEMPLATE_5PTS = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                          [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float64) / 112.0
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+
+def similarity_transform(source, target) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, translation; no reflection).
+
+    Returns the 2x3 matrix ``M`` with ``target ~= source @ M[:, :2].T + M[:, 2]``
+    (Umeyama's closed form). ``source`` and ``target`` are (K, 2), K >= 2.
+    """
+    src = np.asarray(source, dtype=np.float64)
+    dst = np.asarray(target, dtype=np.float64)
+    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or len(src) < 2:
+        raise ValueError("similarity_transform needs two (K, 2) point sets, K >= 2, of the same shape.")
+    if not (np.isfinite(src).all() and np.isfinite(dst).all()):
+        raise ValueError("Landmarks contain NaN/inf (no face found?).")
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    src_c, dst_c = src - src_mean, dst - dst_mean
+    src_var = (src_c ** 2).sum() / len(src)
+    if src_var < 1e-12:
+        raise ValueError("The source landmarks all coincide; no transform is defined.")
+    covariance = dst_c.T @ src_c / len(src)
+    u, singular, vt = np.linalg.svd(covariance)
+    d = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[-1] = -1.0
+    rotation = u @ np.diag(d) @ vt
+    scale = (singular * d).sum() / src_var
+    matrix = np.zeros((2, 3))
+    matrix[:, :2] = scale * rotation
+    matrix[:, 2] = dst_mean - matrix[:, :2] @ src_mean
+    return matrix
+
+
+def apply_transform(matrix, points) -> np.ndarray:
+    """Map (K, 2) points with a 2x3 affine matrix."""
+    points = np.asarray(points, dtype=np.float64)
+    return points @ np.asarray(matrix)[:, :2].T + np.asarray(matrix)[:, 2]
+
+
+def align_to_template(image, landmarks, size: int = 112, template=None):
+    """Warp a face (or a Grad-CAM map) so its 5 landmarks land on the template.
+
+    ``image``: (H, W) or (H, W, C); ``landmarks``: (5, 2) in that image's
+    pixels. Returns ``(aligned, valid)``: the warped image (size x size) and a
+    float mask that is 1 where the output came from inside the input image.
+    """
+    import cv2
+
+    template = TEMPLATE_5PTS if template is None else np.asarray(template, dtype=np.float64)
+    matrix = similarity_transform(np.asarray(landmarks, dtype=np.float64).reshape(-1, 2), template * size)
+    array = np.asarray(image)
+    source = array.astype(np.float32) if array.dtype != np.uint8 else array
+    aligned = cv2.warpAffine(source, matrix, (size, size), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    ones = np.ones(array.shape[:2], np.float32)
+    valid = cv2.warpAffine(ones, matrix, (size, size), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return aligned, (valid > 0.5).astype(np.float32)
+
+
+def region_masks(size: int = 112, template=None) -> dict[str, np.ndarray]:
+    """Boolean masks (size x size) of the eyes, nose and mouth around the template landmarks.
+
+    Eyes: two discs of radius 0.35 x the inter-ocular distance; nose: a disc of
+    0.3 x; mouth: an ellipse around the mouth corners (half-width = half the
+    corner distance + 0.2 x, half-height 0.25 x). Regions do not overlap (eyes
+    first, then mouth, then nose); "other" is the rest of the canvas.
+    """
+    pts = (TEMPLATE_5PTS if template is None else np.asarray(template)) * size
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    iod = np.linalg.norm(pts[1] - pts[0])
+
+    def disc(center, radius):
+        return (xx - center[0]) ** 2 + (yy - center[1]) ** 2 <= radius ** 2
+
+    eyes = disc(pts[0], 0.35 * iod) | disc(pts[1], 0.35 * iod)
+    mouth_center = (pts[3] + pts[4]) / 2
+    half_width = np.linalg.norm(pts[4] - pts[3]) / 2 + 0.2 * iod
+    mouth = ((xx - mouth_center[0]) / half_width) ** 2 + ((yy - mouth_center[1]) / (0.25 * iod)) ** 2 <= 1
+    mouth &= ~eyes
+    nose = disc(pts[2], 0.3 * iod) & ~eyes & ~mouth
+    other = ~(eyes | mouth | nose)
+    return {"eyes": eyes, "nose": nose, "mouth": mouth, "other": other}
+
+
+def average_aligned(maps, landmarks, size: int = 112):
+    """Align each map to the template and average them where they are defined.
+
+    ``maps``: (N, H, W); ``landmarks``: (N, 5, 2) in the maps' pixels. Returns
+    ``(mean_map, coverage)``: the per-pixel mean over the faces that cover the
+    pixel, and the share of faces covering it.
+    """
+    maps = np.asarray(maps, dtype=np.float32)
+    landmarks = np.asarray(landmarks, dtype=np.float64).reshape(len(maps), -1, 2)
+    total = np.zeros((size, size), np.float64)
+    count = np.zeros((size, size), np.float64)
+    for cam, points in zip(maps, landmarks):
+        aligned, valid = align_to_template(cam, points, size=size)
+        total += aligned * valid
+        count += valid
+    mean = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+    return mean.astype(np.float32), (count / max(1, len(maps))).astype(np.float32)
+
+
+def region_shares(mean_map, coverage=None, regions=None) -> dict:
+    """Share of the (aligned, averaged) activation in each region vs the region's share of area.
+
+    Only pixels covered by at least half the faces count. ``ratio`` > 1 means a
+    region draws more activation than its size alone would give it.
+    """
+    mean_map = np.asarray(mean_map, dtype=np.float64)
+    size = mean_map.shape[0]
+    regions = region_masks(size) if regions is None else regions
+    used = np.ones_like(mean_map, bool) if coverage is None else np.asarray(coverage) >= 0.5
+    total_activation = float(mean_map[used].sum())
+    total_area = float(used.sum())
+    shares = {}
+    for name, mask in regions.items():
+        inside = mask & used
+        activation = float(mean_map[inside].sum()) / total_activation if total_activation > 0 else float("nan")
+        area = float(inside.sum()) / total_area if total_area > 0 else float("nan")
+        shares[name] = {"activation_share": activation, "area_share": area,
+                        "ratio": activation / area if area > 0 and math.isfinite(activation) else float("nan")}
+    return shares
+
+
+def describe_region_shares(shares: dict, who: str, n_faces: int,
+                           regions: Sequence[str] = ("eyes", "nose", "mouth"), margin: float = 0.1,
+                           claim: Sequence[str] = ("eyes", "mouth")) -> str:
+    """One sentence computed from :func:`region_shares`, and what it says about a claim.
+
+    A region counts as drawing "more" (or "less") activation than its area when
+    the ratio is above ``1 + margin`` (below ``1 - margin``). The claim (by
+    default the report's "eyes and mouth drive the decision") is *supported*
+    when every region it names draws more, *partly supported* when some do.
+    """
+    parts, more, less, even = [], [], [], []
+    for name in regions:
+        entry = shares[name]
+        ratio = entry["ratio"]
+        parts.append(f"{name} {100 * entry['activation_share']:.0f}% of the activation on "
+                     f"{100 * entry['area_share']:.0f}% of the area (x{ratio:.2f})")
+        (more if ratio > 1 + margin else less if ratio < 1 - margin else even).append(name)
+    groups = [f"{label}: {', '.join(names)}" for label, names in
+              (("more than their area", more), ("less", less), ("about their area", even)) if names]
+    backing = [name for name in claim if name in more]
+    if len(backing) == len(claim):
+        verdict = "supported"
+    elif backing:
+        verdict = f"partly supported (only the {', '.join(backing)})"
+    else:
+        verdict = "not supported"
+    return (f"Over {n_faces} {who} faces: {'; '.join(parts)}. {'; '.join(groups).capitalize()}. "
+            f"The claim that the {' and '.join(claim)} drive the decision is {verdict} by these maps.")
+
+
+# --------------------------------------------------------------------------- #
+# Grad-CAM for Keras 3 models (TensorFlow, PyTorch or JAX backend)
+# --------------------------------------------------------------------------- #
+
+
+def _is_model(layer) -> bool:
+    import keras
+
+    return isinstance(layer, keras.Model)
+
+
+def _nested(layer):
+    """(inner model, time_distributed) for a nested model or TimeDistributed(model); else (None, False)."""
+    import keras
+
+    if isinstance(layer, keras.layers.TimeDistributed):
+        inner = layer.layer
+        return (inner, True) if _is_model(inner) else (None, True)
+    return (layer, False) if _is_model(layer) else (None, False)
+
+
+def _chain_layers(model) -> list:
+    import keras
+
+    return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+
+
+def default_keras_layer(model) -> str:
+    """Name of the last layer with a spatial (H x W x C) output, looking inside nested models.
+
+    For a ResNet50 backbone (also inside ``TimeDistributed``) this is
+    ``conv5_block3_out``, the last residual block's output.
+    """
+    found = None
+    for layer in _chain_layers(model):
+        inner, time_distributed = _nested(layer)
+        if inner is not None:
+            try:
+                found = default_keras_layer(inner)
+            except ValueError:
+                pass
+            continue
+        rank = len(layer.output.shape)
+        if rank == 4 or (time_distributed and rank == 5):
+            found = layer.name
+    if found is None:
+        raise ValueError("No layer with a spatial output (rank 4) found; pass layer_name=.")
+    return found
+
+
+def _run(layers, x):
+    for layer in layers:
+        x = layer(x, training=False)
+    return x
+
+
+def _split_chain(layers, name):
+    """Split a chain of layers at the layer called ``name`` (possibly nested): (before_fn, after_fn)."""
+    from keras import ops
+
+    for i, layer in enumerate(layers):
+        before, after = layers[:i], layers[i + 1:]
+        if layer.name == name:
+            return (lambda x, b=before + [layer]: _run(b, x)), (lambda a, r=after: _run(r, a))
+        inner, time_distributed = _nested(layer)
+        if inner is None:
+            continue
+        split = _split_model(inner, name)
+        if split is None:
+            continue
+        inner_pre, inner_post = split
+        if not time_distributed:
+            return ((lambda x, b=before, p=inner_pre: p(_run(b, x))),
+                    (lambda a, q=inner_post, r=after: _run(r, q(a))))
+        frames = {}
+
+        def pre(x, b=before, p=inner_pre):
+            x = _run(b, x)
+            frames["n"], frames["t"] = int(x.shape[0]), int(x.shape[1])
+            return p(ops.reshape(x, (-1,) + tuple(x.shape[2:])))
+
+        def post(a, q=inner_post, r=after):
+            y = q(a)
+            y = ops.reshape(y, (frames["n"], frames["t"]) + tuple(y.shape[1:]))
+            return _run(r, y)
+
+        return pre, post
+    return None
+
+
+def _split_model(model, name):
+    import keras
+
+    direct = {layer.name: layer for layer in model.layers}
+    if name in direct and not isinstance(model, keras.Sequential):
+        target = direct[name]
+        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+        features = keras.Model(inputs, target.output)
+        # Keras 3 builds a model from an intermediate tensor by cloning the graph after it,
+        # so residual connections after the split are kept.
+        if target.output is model.outputs[0]:
+            return (lambda x: features(x, training=False)), (lambda a: a)
+        rest = keras.Model(target.output, model.outputs[0])
+        return (lambda x: features(x, training=False)), (lambda a: rest(a, training=False))
+    return _split_chain(_chain_layers(model), name)
+
+
+def _keras_gradient(head, features, sign: float):
+    """d(sign * score)/d(features) with the active backend's autodiff; score = the model's first output."""
+    import keras
+    from keras import ops
+
+    backend = keras.backend.backend()
+
+    def score(a):
+        out = head(a)
+        return sign * ops.sum(ops.reshape(out, (ops.shape(out)[0], -1))[:, 0])
+
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        features = tf.convert_to_tensor(features)
+        with tf.GradientTape() as tape:
+            tape.watch(features)
+            value = score(features)
+        return features, tape.gradient(value, features)
+    if backend == "torch":
+        import torch
+
+        features = features.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            value = score(features)
+            (gradient,) = torch.autograd.grad(value, features)
+        return features.detach(), gradient
+    if backend == "jax":
+        import jax
+
+        return features, jax.grad(score)(features)
+    raise NotImplementedError(f"gradcam_keras supports the tensorflow, torch and jax backends, not {backend!r}.")
+
+
+def gradcam_keras(model, inputs, layer_name: str | None = None, towards: str = "fake",
+                  batch_size: int = 4) -> np.ndarray:
+    """Grad-CAM for a Keras 3 model whose first output is P(FAKE) (or a FAKE logit).
+
+    Works on an image model (inputs (N, H, W, 3) -> maps (N, H, W)) and on a
+    video model with a ``TimeDistributed`` CNN such as the course's ResNet50 +
+    LSTM (inputs (N, T, H, W, 3) -> one map per frame, (N, T, H, W)): the
+    gradient of the video's score flows back through the LSTM to each frame's
+    feature map. ``layer_name`` defaults to :func:`default_keras_layer`
+    (``conv5_block3_out`` for ResNet50). Outside the nested model that holds
+    the chosen layer, the model must be a chain of layers (true of
+    Sequential-style models such as ResNet50 -> LSTM -> Dense). Arithmetic uses
+    ``keras.ops``; the gradient comes from ``tf.GradientTape`` on TensorFlow,
+    ``torch.autograd`` on PyTorch (and ``jax.grad`` on JAX).
+    Pass ``inputs`` exactly as ``model.predict`` expects them (same preprocessing).
+    """
+    from keras import ops
+
+    if towards not in ("fake", "real"):
+        raise ValueError("towards must be 'fake' or 'real'.")
+    inputs = np.asarray(inputs, dtype=np.float32)
+    if inputs.ndim not in (4, 5):
+        raise ValueError(f"Expected (N, H, W, C) or (N, T, H, W, C) inputs, got shape {inputs.shape}.")
+    name = layer_name or default_keras_layer(model)
+    split = _split_chain(_chain_layers(model), name)
+    if split is None:
+        raise ValueError(f"Layer {name!r} not found in the model (nor in its nested models).")
+    pre, head = split
+    height, width = inputs.shape[-3], inputs.shape[-2]
+    sign = 1.0 if towards == "fake" else -1.0
+    maps = []
+    for start in range(0, len(inputs), batch_size):
+        chunk = ops.convert_to_tensor(inputs[start:start + batch_size])
+        features = pre(chunk)
+        features, gradient = _keras_gradient(head, features, sign)
+        if len(features.shape) == 5:  # TimeDistributed layer split at the outer level
+            features = ops.reshape(features, (-1,) + tuple(features.shape[2:]))
+            gradient = ops.reshape(gradient, (-1,) + tuple(gradient.shape[2:]))
+        weights = ops.mean(gradient, axis=(1, 2))  # one weight per channel
+        cam = ops.relu(ops.sum(features * weights[:, None, None, :], axis=-1))
+        cam = ops.image.resize(cam[..., None], (height, width), interpolation="bilinear")[..., 0]
+        maps.append(np.asarray(ops.convert_to_numpy(cam), dtype=np.float32))
+    maps = np.concatenate(maps, axis=0)
+    maps = np.stack([normalise_map(m) for m in maps])
+    if inputs.ndim == 5:
+        maps = maps.reshape(inputs.shape[0], inputs.shape[1], height, width)
+    return maps

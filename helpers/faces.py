@@ -1,0 +1,758 @@
+"""Face detection with MTCNN, square face crops, and the crop manifest every model reads.
+
+MTCNN (Zhang et al., 2016) finds faces with three small networks in a cascade:
+
+* **P-Net** (proposal) slides over an *image pyramid* -- the frame scaled down
+  step by step by ``factor`` (0.709, so each level has half the pixels of the
+  previous one) -- and marks every 12x12 window that might be a face. Cheap,
+  many false alarms.
+* **R-Net** (refine) looks again at each candidate, resized to 24x24, rejects
+  most of them and corrects the box.
+* **O-Net** (output) looks at the survivors at 48x48, gives the final
+  probability, the box and five *landmarks* (eyes, nose, mouth corners).
+
+We use facenet-pytorch's trained networks, but drive the cascade ourselves
+(:meth:`FaceDetector._cascade`), for speed: facenet-pytorch resizes every
+candidate window one at a time with an "area" interpolation that is slow on a
+CPU (hundreds of candidates per frame); here all candidates of a batch are
+cut and resized in one go. The algorithm and thresholds are facenet-pytorch's;
+``engine="facenet"`` runs facenet-pytorch's own ``MTCNN.detect`` instead, for
+comparison.
+
+Speed also comes from *where* we look:
+
+* detection runs on a copy of the frame scaled to ``detect_size`` pixels on
+  its long side (640 by default; a 1920x1080 frame has 9x more pixels), and
+  the crop is then cut from the full-resolution frame;
+* frames of a video go through the networks together, in batches.
+
+:func:`extract_faces` turns a whole dataset into crops plus a manifest (one
+row per sampled frame; ``load_manifest(only_faces=True)`` keeps the rows with
+a face). It is resumable: each video's rows are written atomically when the
+video is done, and a rerun skips finished videos.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import config
+
+# ----------------------------------------------------------------------------------------------
+# Settings
+
+#: What each profile extracts. Frame counts: the DFDC winner used 32 frames per video.
+PROFILE_DEFAULTS = {
+    "smoke": {"frames_per_video": 5, "crop_size": 96},
+    "standard": {"frames_per_video": 16, "crop_size": 160},
+    "full": {"frames_per_video": 32, "crop_size": 256},
+}
+#: Settings shared by the profiles; all of them change the crops, so they are part of the cache key.
+COMMON_DEFAULTS = {
+    "margin": 0.2,             # added on each side of the face box, as a fraction of its size
+    "detect_size": 640,        # long side (px) of the copy MTCNN looks at; None = full resolution
+    "min_face_size": 20,       # smallest face MTCNN looks for, in pixels of that copy
+    "thresholds": (0.6, 0.7, 0.7),  # P-Net, R-Net, O-Net acceptance thresholds (facenet-pytorch's)
+}
+#: Settings that change how fast, not what: not part of the cache key.
+RUN_DEFAULTS = {"batch_size": None, "device": "auto", "backend": "pyav", "progress": True}
+#: Frames per pass through MTCNN when batch_size is None. On a CPU small batches are faster (the
+#: activations of 8 frames stay in the cache; 32 frames were 1.5x slower per frame here).
+AUTO_BATCH = {"cpu": 8, "cuda": 32}
+
+MANIFEST_NAME = "manifest.parquet"
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+LANDMARK_COLUMNS = [f"lm_{axis}{k}" for k in range(5) for axis in ("x", "y")]
+MANIFEST_COLUMNS = (["video", "frame_index", "crop_path", "x1", "y1", "x2", "y2", "prob"] + LANDMARK_COLUMNS
+                    + ["label", "target", "split", "original", "status", "reason"])
+#: Why a row has no crop (``status``): every sampled frame and every video is accounted for.
+STATUSES = {
+    "ok": "a face was found; crop_path is its crop",
+    "no_face": "the frame was read but MTCNN found no face in it",
+    "missing_frame": "the container announced this frame but the video ended before it",
+    "unreadable": "the video could not be opened or decoded (reason says why)",
+    "missing_file": "the video file named in metadata.json does not exist",
+}
+
+
+def face_settings(profile: str = "standard", **overrides) -> dict:
+    """The extraction settings of ``profile`` with ``overrides`` (``None`` = keep the profile's value)."""
+    config.check_profile(profile)
+    settings = {**PROFILE_DEFAULTS[profile], **COMMON_DEFAULTS, **RUN_DEFAULTS}
+    for name, value in overrides.items():
+        key = name.lower()
+        if key not in settings:
+            raise ValueError(f"Unknown face-extraction setting {name!r}; known: {', '.join(sorted(settings))}.")
+        if value is not None:
+            settings[key] = value
+    settings["thresholds"] = tuple(float(t) for t in settings["thresholds"])
+    if int(settings["frames_per_video"]) < 1 or int(settings["crop_size"]) < 8:
+        raise ValueError("frames_per_video must be >= 1 and crop_size >= 8.")
+    settings["profile"] = profile
+    return settings
+
+
+def _content_key(settings: dict) -> dict:
+    keys = ["frames_per_video", "crop_size", *COMMON_DEFAULTS]
+    return {k: (list(settings[k]) if isinstance(settings[k], tuple) else settings[k]) for k in keys}
+
+
+# ----------------------------------------------------------------------------------------------
+# One face
+
+
+@dataclass
+class Face:
+    """One detected face.
+
+    ``box`` and ``landmarks_frame`` are in full-resolution frame pixels;
+    ``landmarks`` (left eye, right eye, nose, mouth left, mouth right) are in
+    pixels of ``crop``, the square RGB uint8 crop (box plus margin, resized to
+    crop_size). ``crop_box`` is the square region of the frame the crop shows.
+    """
+
+    box: tuple
+    prob: float
+    landmarks: np.ndarray
+    crop: np.ndarray
+    landmarks_frame: np.ndarray = field(repr=False, default=None)
+    crop_box: tuple = field(repr=False, default=None)
+
+    @property
+    def centre(self) -> tuple:
+        return ((self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2)
+
+    @property
+    def size(self) -> float:
+        return float(max(self.box[2] - self.box[0], self.box[3] - self.box[1]))
+
+
+def crop_face(frame: np.ndarray, box, landmarks, crop_size: int, margin: float = 0.2):
+    """Square crop around ``box`` (plus ``margin`` x its size on each side), resized to ``crop_size``.
+
+    Parts outside the frame are black. Returns ``(crop, landmarks in crop px,
+    crop_box in frame px)``.
+    """
+    import cv2
+
+    x1, y1, x2, y2 = (float(v) for v in box)
+    side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
+    side_px = max(2, int(round(side)))
+    left = int(round((x1 + x2) / 2 - side_px / 2))
+    top = int(round((y1 + y2) / 2 - side_px / 2))
+    h, w = frame.shape[:2]
+    # the part of the square inside the frame, and the black border around it
+    ax, ay = max(left, 0), max(top, 0)
+    bx, by = min(left + side_px, w), min(top + side_px, h)
+    if bx <= ax or by <= ay:
+        region = np.zeros((side_px, side_px, 3), np.uint8)
+    else:
+        region = frame[ay:by, ax:bx]
+        pads = (ay - top, top + side_px - by, ax - left, left + side_px - bx)
+        if any(pads):
+            region = cv2.copyMakeBorder(region, *pads, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    interpolation = cv2.INTER_AREA if side_px > crop_size else cv2.INTER_LINEAR
+    crop = cv2.resize(np.ascontiguousarray(region), (crop_size, crop_size), interpolation=interpolation)
+    scale = crop_size / side_px
+    points = None if landmarks is None else (np.asarray(landmarks, np.float32) - [left, top]) * scale
+    return crop, points, (left, top, left + side_px, top + side_px)
+
+
+def pyramid_scales(height: int, width: int, min_face_size: float = 20, factor: float = 0.709) -> list:
+    """The scales P-Net runs at: the first maps ``min_face_size`` px to P-Net's 12 px window,
+    each next one is ``factor`` times smaller, until the short side would be under 12 px."""
+    scale = 12.0 / float(min_face_size)
+    short = min(height, width) * scale
+    scales = []
+    while short >= 12:
+        scales.append(scale)
+        scale *= factor
+        short *= factor
+    return scales
+
+
+def _as_rgb(image) -> np.ndarray:
+    """PIL image or array (grey, RGB, RGBA, float in [0, 1]) -> contiguous RGB uint8 (H, W, 3)."""
+    if hasattr(image, "convert") and not isinstance(image, np.ndarray):
+        image = image.convert("RGB")
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4) or min(array.shape[:2]) < 1:
+        raise ValueError(f"Expected an RGB image (height, width, 3), got an array of shape {array.shape}.")
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    array = array[..., :3]
+    if array.dtype != np.uint8:
+        if np.issubdtype(array.dtype, np.floating) and array.size and float(np.nanmax(array)) <= 1.0:
+            array = array * 255.0
+        array = np.clip(np.nan_to_num(array), 0, 255).round().astype(np.uint8)
+    return np.ascontiguousarray(array)
+
+
+# ----------------------------------------------------------------------------------------------
+# The detector
+
+
+class FaceDetector:
+    """MTCNN (facenet-pytorch's networks) on down-scaled frames, crops from the full frames.
+
+    >>> detector = FaceDetector(crop_size=160)          # doctest: +SKIP
+    >>> faces = detector.detect(frames)[0]              # faces of the first frame, most confident first
+    >>> faces = detector.detect(image)                  # one picture of any size -> its faces
+
+    Args:
+        device: "auto" (GPU if PyTorch sees one), "cpu" or "cuda".
+        crop_size: side of the square crops (px).
+        margin: context added around the face box on each side, as a fraction of the box size.
+        detect_size: long side of the copy MTCNN looks at (frames larger than that are
+            scaled down; None = always full resolution).
+        min_face_size: smallest face searched for, in pixels of that copy.
+        thresholds: P-Net, R-Net and O-Net acceptance thresholds.
+        factor: image-pyramid step.
+        batch_size: frames per pass through the networks (None: 8 on a CPU, 32 on a GPU).
+        engine: "fast" (the cascade driven here) or "facenet" (facenet-pytorch's MTCNN.detect).
+        threads: PyTorch CPU threads while detecting; None = all cores but one, which is left
+            to the video reader (on a 2-core machine: 1; MTCNN's many small operations also
+            lose more to thread synchronisation than they gain when cores are busy).
+    """
+
+    def __init__(self, device: str = "auto", crop_size: int = 160, margin: float = 0.2,
+                 detect_size: int | None = 640, min_face_size: float = 20, thresholds=(0.6, 0.7, 0.7),
+                 factor: float = 0.709, batch_size: int | None = None, engine: str = "fast", threads: int | None = None):
+        import torch
+        from facenet_pytorch import MTCNN
+
+        from . import gpu
+
+        if engine not in ("fast", "facenet"):
+            raise ValueError(f"engine must be 'fast' or 'facenet', got {engine!r}.")
+        self.device = torch.device(gpu.torch_device("auto" if device is None else str(device)))
+        self.crop_size = int(crop_size)
+        self.margin = float(margin)
+        self.detect_size = None if detect_size is None else int(detect_size)
+        self.min_face_size = float(min_face_size)
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.factor = float(factor)
+        self.batch_size = max(1, int(batch_size or AUTO_BATCH.get(self.device.type, 8)))
+        self.engine = engine
+        self.threads = max(1, (os.cpu_count() or 2) - 1) if threads is None else max(1, int(threads))
+        # resize with OpenCV on the CPU (faster there); with torch ops (interpolate, roi_align) on a GPU
+        self.opencv_resize = self.device.type == "cpu"
+        self.mtcnn = MTCNN(min_face_size=self.min_face_size, thresholds=list(self.thresholds),
+                           factor=self.factor, keep_all=True, select_largest=False, post_process=False,
+                           device=self.device).eval()
+
+    def __repr__(self) -> str:
+        return (f"FaceDetector(device={self.device.type!r}, crop_size={self.crop_size}, margin={self.margin}, "
+                f"detect_size={self.detect_size}, min_face_size={self.min_face_size:g}, engine={self.engine!r})")
+
+    # -- public --------------------------------------------------------------------------------
+
+    def detect(self, frames):
+        """Faces in each frame, most confident first.
+
+        ``frames``: a list of RGB images (arrays or PIL images, any sizes) or a
+        (N, H, W, 3) array -> a list with, per frame, a list of :class:`Face`.
+        A single image (H, W, 3) -> the list of its faces.
+        """
+        single = isinstance(frames, np.ndarray) and frames.ndim in (2, 3) or hasattr(frames, "convert")
+        images = [_as_rgb(frames)] if single else [_as_rgb(f) for f in frames]
+        found = self.detect_boxes(images)
+        result = []
+        for image, (boxes, probs, points) in zip(images, found):
+            faces = []
+            for box, prob, lm in zip(boxes, probs, points):
+                crop, lm_crop, crop_box = crop_face(image, box, lm, self.crop_size, self.margin)
+                faces.append(Face(box=tuple(float(v) for v in box), prob=float(prob), landmarks=lm_crop,
+                                  crop=crop, landmarks_frame=np.asarray(lm, np.float32), crop_box=crop_box))
+            result.append(faces)
+        return result[0] if single else result
+
+    def scaled_copy(self, image: np.ndarray) -> tuple:
+        """The copy MTCNN looks at (long side at most ``detect_size``) and its scale factor."""
+        import cv2
+
+        h, w = image.shape[:2]
+        if not self.detect_size or max(h, w) <= self.detect_size:
+            return image, 1.0
+        scale = self.detect_size / max(h, w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+    def detect_boxes(self, images: list) -> list:
+        """Per image ``(boxes (N, 4), probs (N,), landmarks (N, 5, 2))`` in full-resolution pixels,
+        most confident first. ``images`` are RGB uint8 arrays."""
+        scaled, scales = [], []
+        for image in images:
+            image, scale = self.scaled_copy(image)
+            scaled.append(image)
+            scales.append(scale)
+        results: list = [None] * len(images)
+        groups: dict = {}
+        for i, image in enumerate(scaled):  # the networks take equal-size images together
+            groups.setdefault(image.shape, []).append(i)
+        with self._cpu_threads():
+            for members in groups.values():
+                for start in range(0, len(members), self.batch_size):
+                    chunk = members[start:start + self.batch_size]
+                    found = self._run(np.stack([scaled[i] for i in chunk]))
+                    for i, (boxes, probs, points) in zip(chunk, found):
+                        order = np.argsort(-probs, kind="stable")
+                        results[i] = (boxes[order] / scales[i], probs[order], points[order] / scales[i])
+        return results
+
+    def stages(self, image) -> dict:
+        """What each stage of the cascade keeps for one image: {"P-Net": boxes, "R-Net": ..., "O-Net": ...}
+        (boxes (N, 5) = x1, y1, x2, y2, score, in the pixels of the image given; no down-scaling)."""
+        record: dict = {}
+        with self._cpu_threads():
+            self._cascade(np.array(_as_rgb(image))[None], record=record)
+        return record
+
+    # -- the cascade ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _cpu_threads(self):
+        import torch
+
+        before = torch.get_num_threads()
+        change = self.device.type == "cpu" and before != self.threads
+        if change:
+            torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            if change:
+                torch.set_num_threads(before)
+
+    def _run(self, batch: np.ndarray) -> list:
+        if self.engine == "facenet":
+            boxes, probs, points = self.mtcnn.detect(batch, landmarks=True)
+            out = []
+            for b, p, lm in zip(boxes, probs, points):
+                if b is None:
+                    out.append((np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)))
+                else:  # NumPy 2: object arrays -> float
+                    out.append((np.asarray(b, np.float32).reshape(-1, 4), np.asarray(p, np.float32).reshape(-1),
+                                np.asarray(lm, np.float32).reshape(-1, 5, 2)))
+            return out
+        return self._cascade(batch)
+
+    def _crops(self, images, batch: np.ndarray, boxes, image_inds, size: int):
+        """Cut every candidate box out of its image and resize it to size x size (normalised floats).
+
+        Boxes are clipped to the image first, as facenet-pytorch does. On the CPU,
+        OpenCV's area resize of each small crop is fastest; on a GPU, one
+        roi_align call does them all.
+        """
+        import cv2
+        import torch
+        from torchvision.ops import roi_align
+
+        n, h, w = batch.shape[:3]
+        b = boxes[:, :4].detach().trunc().to(torch.int64).cpu().numpy()
+        x1 = np.clip(b[:, 0], 1, w) - 1
+        y1 = np.clip(b[:, 1], 1, h) - 1
+        x2 = np.maximum(np.clip(b[:, 2], None, w), x1 + 1)
+        y2 = np.maximum(np.clip(b[:, 3], None, h), y1 + 1)
+        if self.opencv_resize:
+            inds = image_inds.cpu().numpy()
+            out = np.empty((len(b), size, size, 3), np.uint8)
+            for k in range(len(b)):
+                out[k] = cv2.resize(batch[inds[k], y1[k]:y2[k], x1[k]:x2[k]], (size, size),
+                                    interpolation=cv2.INTER_AREA)
+            crops = torch.from_numpy(out).permute(0, 3, 1, 2).float()
+        else:
+            rois = torch.tensor(np.stack([x1, y1, x2, y2], 1), dtype=images.dtype, device=images.device)
+            rois = torch.cat([image_inds.to(images.dtype)[:, None], rois], dim=1)
+            crops = roi_align(images, rois, (size, size), 1.0, -1, True)
+        return (crops.to(self.device) - 127.5) * 0.0078125
+
+    def _cascade(self, batch: np.ndarray, record: dict | None = None) -> list:
+        """MTCNN on a batch of equal-size RGB uint8 images (N, H, W, 3)."""
+        import cv2
+        import torch
+        import torch.nn.functional as F
+        from facenet_pytorch.models.utils.detect_face import (
+            batched_nms_numpy, bbreg, generateBoundingBox, rerec)
+        from torchvision.ops import batched_nms
+
+        mt = self.mtcnn
+        t1, t2, t3 = self.thresholds
+        with torch.inference_mode():
+            n, h, w = batch.shape[:3]
+            images = None  # the batch as a float tensor on the device, for the torch-ops path
+            if not self.opencv_resize:
+                images = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float().contiguous()
+
+            # Stage 1, P-Net: every 12x12 window of every pyramid level
+            boxes, inds = [], []
+            previous = list(batch)
+            for scale in pyramid_scales(h, w, self.min_face_size, self.factor):
+                size = (int(h * scale + 1), int(w * scale + 1))
+                if self.opencv_resize:
+                    # each level from the one before (area averaging): the pyramid then costs
+                    # about two reads of the image instead of one per level
+                    previous = [cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA) for image in previous]
+                    level = torch.from_numpy(np.stack(previous)).permute(0, 3, 1, 2).float()
+                else:
+                    level = F.interpolate(images, size=size, mode="area")
+                reg, prob = mt.pnet((level - 127.5) * 0.0078125)
+                found, found_inds = generateBoundingBox(reg, prob[:, 1], scale, t1)
+                keep = batched_nms(found[:, :4], found[:, 4], found_inds, 0.5)
+                boxes.append(found[keep])
+                inds.append(found_inds[keep])
+            boxes, inds = torch.cat(boxes), torch.cat(inds)
+            keep = batched_nms(boxes[:, :4], boxes[:, 4], inds, 0.7)
+            boxes, inds = boxes[keep], inds[keep]
+            wh = (boxes[:, 2:4] - boxes[:, 0:2]).repeat(1, 2)
+            boxes = torch.cat([boxes[:, :4] + boxes[:, 5:9] * wh, boxes[:, 4:5]], dim=1)
+            boxes = rerec(boxes)
+            if record is not None:
+                record["P-Net"] = boxes.cpu().numpy().copy()
+
+            # Stage 2, R-Net: each candidate at 24x24
+            if len(boxes):
+                reg, prob = mt.rnet(self._crops(images, batch, boxes, inds, 24))
+                passed = prob[:, 1] > t2
+                boxes = torch.cat([boxes[passed, :4], prob[passed, 1:2]], dim=1)
+                inds, reg = inds[passed], reg[passed]
+                keep = batched_nms(boxes[:, :4], boxes[:, 4], inds, 0.7)
+                boxes, inds, reg = boxes[keep], inds[keep], reg[keep]
+                boxes = rerec(bbreg(boxes, reg))
+            if record is not None:
+                record["R-Net"] = boxes.cpu().numpy().copy()
+
+            # Stage 3, O-Net: each survivor at 48x48; final score, box and five landmarks
+            points = torch.zeros(0, 5, 2, device=self.device)
+            if len(boxes):
+                reg, marks, prob = mt.onet(self._crops(images, batch, boxes, inds, 48))
+                passed = prob[:, 1] > t3
+                boxes = torch.cat([boxes[passed, :4], prob[passed, 1:2]], dim=1)
+                inds, reg, marks = inds[passed], reg[passed], marks[passed]
+                size_w = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
+                size_h = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
+                points = torch.stack([size_w * marks[:, :5] + boxes[:, 0:1] - 1,
+                                      size_h * marks[:, 5:] + boxes[:, 1:2] - 1], dim=2)
+                boxes = bbreg(boxes, reg)
+                keep = batched_nms_numpy(boxes[:, :4], boxes[:, 4], inds, 0.7, "Min")
+                boxes, inds, points = boxes[keep], inds[keep], points[keep]
+            if record is not None:
+                record["O-Net"] = boxes.cpu().numpy().copy()
+
+            boxes, points, inds = boxes.cpu().numpy(), points.cpu().numpy(), inds.cpu().numpy()
+        return [(boxes[inds == i, :4].astype(np.float32), boxes[inds == i, 4].astype(np.float32),
+                 points[inds == i].astype(np.float32).reshape(-1, 5, 2)) for i in range(n)]
+
+
+# ----------------------------------------------------------------------------------------------
+# Following one person through a video
+
+
+def track_faces(detections: list) -> list:
+    """Pick one face per frame, following the same person.
+
+    ``detections``: per frame a list of :class:`Face` (or anything with
+    ``.box`` and ``.prob``). The track starts at the most confident face of the
+    whole video and walks forwards and backwards from there; in each frame it
+    takes the face whose box centre is nearest to the track's last position
+    (measured in face sizes), so a second person or a false alarm does not
+    make the crops jump between people. Frames without a face get None.
+    """
+    chosen: list = [None] * len(detections)
+    best = max(((face.prob, i, j) for i, faces in enumerate(detections) for j, face in enumerate(faces)),
+               default=None)
+    if best is None:
+        return chosen
+    _, start, j = best
+    chosen[start] = detections[start][j]
+
+    def centre(face):
+        return np.array([(face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2])
+
+    def size(face):
+        return max(face.box[2] - face.box[0], face.box[3] - face.box[1], 1.0)
+
+    for step in (1, -1):
+        last = chosen[start]
+        i = start + step
+        while 0 <= i < len(detections):
+            if detections[i]:
+                distances = [np.linalg.norm(centre(f) - centre(last)) / size(last) for f in detections[i]]
+                chosen[i] = detections[i][int(np.argmin(distances))]
+                last = chosen[i]
+            i += step
+    return chosen
+
+
+# ----------------------------------------------------------------------------------------------
+# Pictures for the notebook
+
+
+def draw_faces(image: np.ndarray, faces: list, color=(0, 255, 0), thickness: int | None = None) -> np.ndarray:
+    """A copy of ``image`` with each face's box, probability and landmarks drawn (RGB uint8)."""
+    import cv2
+
+    out = _as_rgb(image).copy()
+    thickness = thickness or max(1, round(max(out.shape[:2]) / 300))
+    dot_colors = [(255, 0, 0), (0, 128, 255), (255, 255, 0), (255, 0, 255), (0, 255, 255)]
+    for face in faces:
+        x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+        cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness)
+        cv2.putText(out, f"{face.prob:.3f}", (x1, max(0, y1 - 4 * thickness)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.4 * thickness, color, thickness)
+        points = face.landmarks_frame if face.landmarks_frame is not None else []
+        for (x, y), dot in zip(points, dot_colors):
+            cv2.circle(out, (int(round(x)), int(round(y))), 2 * thickness, dot, -1)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# A whole dataset -> crops + manifest
+
+
+def faces_dir(dataset_dir, profile: str = "standard", **overrides) -> Path:
+    """Where :func:`extract_faces` keeps this dataset's crops for these settings.
+
+    ``<data_dir>/faces/<dataset folder name>/<profile>``; settings that differ
+    from the profile's (e.g. another ``frames_per_video``) get their own folder
+    ``<profile>-<hash>``, so runs with different settings never mix.
+    """
+    settings = face_settings(profile, **overrides)
+    key = _content_key(settings)
+    name = profile
+    if key != _content_key(face_settings(profile)):
+        name += "-" + hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
+    return config.data_dir() / "faces" / Path(dataset_dir).resolve().name / name
+
+
+def _safe_name(video: str) -> str:
+    return video.replace("/", "__").replace("\\", "__")
+
+
+def _write_parquet_atomic(df, path: Path) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _read_video(path: str, n_frames: int, backend: str, threads: int | None = None):
+    """Runs in the reader thread: the sampled frames, or the error to record."""
+    from . import video_frames
+
+    start = time.perf_counter()
+    try:
+        if not Path(path).is_file():
+            return "missing_file", f"{path} does not exist (listed in metadata.json).", time.perf_counter() - start
+        return "read", video_frames.sample_frames(path, n_frames, backend, threads), time.perf_counter() - start
+    except video_frames.VideoReadError as error:
+        return "unreadable", str(error), time.perf_counter() - start
+    except Exception as error:  # a decoder failing in an unexpected way: same treatment, named
+        return "unreadable", f"{Path(path).name}: {type(error).__name__}: {error}", time.perf_counter() - start
+
+
+def _empty_row(video: dict, status: str, reason: str, frame_index: int = -1) -> dict:
+    row = {"video": video["name"], "frame_index": int(frame_index), "crop_path": None}
+    row.update({k: np.nan for k in ["x1", "y1", "x2", "y2", "prob", *LANDMARK_COLUMNS]})
+    row.update({"label": video["label"], "target": int(video["target"]), "split": video["split"],
+                "original": video["original"], "status": status, "reason": reason})
+    return row
+
+
+def _video_rows(video: dict, outcome, detector: FaceDetector, out_dir: Path, crop_size: int) -> list:
+    import cv2
+
+    kind, payload, _ = outcome
+    if kind != "read":
+        return [_empty_row(video, kind, payload)]
+    sampled = payload
+    indices = [i for i in sampled.indices if i in sampled.frames]
+    detections = detector.detect([sampled.frames[i] for i in indices]) if indices else []
+    chosen = dict(zip(indices, track_faces(detections)))
+    counts = dict(zip(indices, (len(d) for d in detections)))
+    crop_folder = out_dir / "crops" / _safe_name(video["name"])
+    rows = []
+    for index in sampled.indices:
+        if index not in sampled.frames:
+            rows.append(_empty_row(video, "missing_frame",
+                                   f"frame {index} of the {sampled.info.n_frames} announced could not be "
+                                   "decoded (the video ends early)", index))
+            continue
+        face = chosen[index]
+        if face is None:
+            row = _empty_row(video, "no_face", "MTCNN found no face in this frame", index)
+        else:
+            crop_folder.mkdir(parents=True, exist_ok=True)
+            relative = Path("crops") / _safe_name(video["name"]) / f"{index:05d}.png"
+            cv2.imwrite(str(out_dir / relative), cv2.cvtColor(face.crop, cv2.COLOR_RGB2BGR))
+            row = _empty_row(video, "ok", "", index)
+            row.update({"crop_path": relative.as_posix(), "prob": face.prob,
+                        **dict(zip(["x1", "y1", "x2", "y2"], face.box)),
+                        **dict(zip(LANDMARK_COLUMNS, np.asarray(face.landmarks, float).reshape(-1)))})
+        row["n_faces"] = counts[index]
+        row["frame_width"], row["frame_height"] = sampled.frames[index].shape[1], sampled.frames[index].shape[0]
+        rows.append(row)
+    for row in rows:
+        row["time_s"] = row["frame_index"] / sampled.info.fps if (sampled.info.fps and row["frame_index"] >= 0) \
+            else np.nan
+        row["video_frames"] = sampled.info.n_frames
+        row["rotation"] = sampled.info.rotation
+    return rows
+
+
+def _assemble(out_dir: Path, names: list):
+    import pandas as pd
+
+    parts = [pd.read_parquet(out_dir / "parts" / f"{_safe_name(n)}.parquet") for n in names]
+    df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=MANIFEST_COLUMNS)
+    extra = [c for c in df.columns if c not in MANIFEST_COLUMNS]
+    return df[MANIFEST_COLUMNS + extra]
+
+
+def extract_faces(dataset_dir, profile: str = "standard", **overrides) -> Path:
+    """Sample frames of every video of a dataset, crop the face of each, write crops and a manifest.
+
+    Args:
+        dataset_dir: a folder made by :func:`helpers.data_sources.prepare_dataset`.
+        profile: "smoke" | "standard" | "full" (frames per video and crop size, see
+            :data:`PROFILE_DEFAULTS`).
+        **overrides: ``frames_per_video``, ``crop_size``, ``margin``, ``detect_size``,
+            ``min_face_size``, ``thresholds``; ``batch_size``, ``device``, ``backend``
+            ("pyav" | "cv2"), ``progress`` (None = the default).
+
+    Returns:
+        Path of ``manifest.parquet`` (read it with :func:`load_manifest`), in
+        :func:`faces_dir`. Cached: videos already done are skipped, so an
+        interrupted run continues where it stopped. A video that cannot be read
+        gets one row with status "unreadable" and the reason; the others go on.
+    """
+    import concurrent.futures
+
+    import pandas as pd
+
+    from .data_sources import load_dataset
+
+    dataset_dir = Path(dataset_dir)
+    settings = face_settings(profile, **overrides)
+    out_dir = faces_dir(dataset_dir, profile, **overrides)
+    parts_dir = out_dir / "parts"
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "settings.json").write_text(json.dumps({"profile": profile, **_content_key(settings),
+                                                       "dataset": str(dataset_dir.resolve())}, indent=2))
+    videos = load_dataset(dataset_dir, probe=False).to_dict("records")
+    names = [v["name"] for v in videos]
+
+    def done(video) -> bool:
+        part = parts_dir / f"{_safe_name(video['name'])}.parquet"
+        if not part.exists():
+            return False
+        size = Path(video["path"]).stat().st_size if Path(video["path"]).exists() else -1
+        try:
+            recorded = pd.read_parquet(part, columns=["video_path", "video_bytes"]).iloc[0]
+        except Exception:  # an old or damaged part: redo the video
+            return False
+        # the same file, unchanged (another dataset folder of the same name must not reuse these crops)
+        return recorded["video_path"] == str(video["path"]) and int(recorded["video_bytes"]) == int(size)
+
+    todo = [v for v in videos if not done(v)]
+    manifest = out_dir / MANIFEST_NAME
+    if not todo and manifest.exists():
+        existing = pd.read_parquet(manifest, columns=["video"])["video"]
+        if list(dict.fromkeys(existing)) == names:
+            return manifest
+    if todo:
+        detector = FaceDetector(device=settings["device"], crop_size=settings["crop_size"],
+                                margin=settings["margin"], detect_size=settings["detect_size"],
+                                min_face_size=settings["min_face_size"], thresholds=settings["thresholds"],
+                                batch_size=settings["batch_size"])
+        bar = None
+        if settings["progress"]:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(todo), desc=f"Faces ({profile}, {detector.device.type})", unit="video")
+        n_frames, backend = int(settings["frames_per_video"]), settings["backend"]
+        # the reader gets the cores the detector leaves free (on a GPU: all of them)
+        threads = None if detector.device.type != "cpu" else max(1, (os.cpu_count() or 2) - detector.threads)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as reader:  # read the next video meanwhile
+            pending = reader.submit(_read_video, todo[0]["path"], n_frames, backend, threads)
+            tick = time.perf_counter()
+            for k, video in enumerate(todo):
+                outcome = pending.result()
+                if k + 1 < len(todo):
+                    pending = reader.submit(_read_video, todo[k + 1]["path"], n_frames, backend, threads)
+                rows = _video_rows(video, outcome, detector, out_dir, int(settings["crop_size"]))
+                now = time.perf_counter()
+                size = Path(video["path"]).stat().st_size if Path(video["path"]).exists() else -1
+                for row in rows:
+                    row["video_seconds"] = now - tick
+                    row["read_seconds"] = outcome[2]
+                    row["video_path"] = str(video["path"])
+                    row["video_bytes"] = size
+                tick = now
+                _write_parquet_atomic(pd.DataFrame(rows), parts_dir / f"{_safe_name(video['name'])}.parquet")
+                if outcome[0] != "read":
+                    warnings.warn(f"{video['name']}: {outcome[1]}", stacklevel=2)
+                if bar is not None:
+                    bar.update(1)
+        if bar is not None:
+            bar.close()
+    df = _assemble(out_dir, names)
+    _write_parquet_atomic(df, manifest)
+    frames = df[df["status"].isin(["ok", "no_face"])]
+    bad = df.loc[df["status"].isin(["unreadable", "missing_file"]), "video"].nunique()
+    print(f"{len(names)} videos -> {int((df['status'] == 'ok').sum())} face crops from {len(frames)} frames read"
+          f" ({(frames['status'] == 'ok').mean() if len(frames) else 0:.1%} with a face); "
+          f"{bad} video(s) could not be read. Manifest: {manifest}")
+    return manifest
+
+
+def load_manifest(manifest_path, only_faces: bool = True):
+    """The crop manifest as a DataFrame (crop_path made absolute).
+
+    ``only_faces=True`` keeps the rows with a crop (status "ok"); False keeps
+    every sampled frame and every unreadable video, with ``status`` and
+    ``reason`` saying why there is no crop (see :data:`STATUSES`).
+    """
+    import pandas as pd
+
+    manifest_path = Path(manifest_path)
+    if not manifest_path.exists():
+        raise FileNotFoundError(f"No face manifest at {manifest_path}: run helpers.faces.extract_faces "
+                                "(notebook 02) first.")
+    df = pd.read_parquet(manifest_path)
+    root = manifest_path.parent
+    df["crop_path"] = [str(root / p) if isinstance(p, str) and p else None for p in df["crop_path"]]
+    if only_faces:
+        df = df[df["status"] == "ok"].reset_index(drop=True)
+    return df
+
+
+def video_summary(manifest) -> "pd.DataFrame":
+    """One row per video: label, split, status, frames sampled / read / with a face, detection rate,
+    seconds it took. ``manifest``: a path or the DataFrame of ``load_manifest(..., only_faces=False)``."""
+    if not hasattr(manifest, "columns"):
+        manifest = load_manifest(manifest, only_faces=False)
+    df = manifest.copy()
+    df["read"] = df["status"].isin(["ok", "no_face"])
+    df["face"] = df["status"] == "ok"
+    grouped = df.groupby("video", sort=False)
+    summary = grouped.agg(label=("label", "first"), split=("split", "first"), frames_sampled=("frame_index", "size"),
+                          frames_read=("read", "sum"), frames_with_face=("face", "sum"))
+    if "video_seconds" in df.columns:
+        summary["seconds"] = grouped["video_seconds"].first()
+    unreadable = grouped["status"].agg(lambda s: s.isin(["unreadable", "missing_file"]).any())
+    summary.loc[unreadable, "frames_sampled"] = 0
+    summary["detection_rate"] = (summary["frames_with_face"] / summary["frames_read"].where(summary["frames_read"] > 0))
+    summary["status"] = np.where(unreadable, grouped["status"].first(),
+                                 np.where(summary["frames_with_face"] > 0, "ok", "no_face"))
+    summary["reason"] = grouped["reason"].first()
+    return summary.reset_index()

@@ -1,0 +1,569 @@
+"""One prediction path for pictures and videos, shared by notebook 07 and the Gradio demo.
+
+The steps are the course's pipeline, each done by the module that owns it::
+
+    check the file   (here: type, size, length, readable)
+    read frames      helpers.video_frames   evenly spaced frames of a video
+    find faces       helpers.faces          MTCNN boxes, landmarks and square crops
+    score faces      helpers.models_torch   a checkpoint of notebook 04 -> P(fake) per face
+    explain          helpers.explain        Grad-CAM heat map over each face
+    one video score  helpers.evaluation     frame scores -> one score per video
+
+Use it like this::
+
+    from helpers import inference
+    predictor = inference.load_predictor()            # notebook 04's best checkpoint
+    result = predictor.predict_image("photo.jpg")
+    result.label, result.confidences, result.faces[0].overlay
+    video = predictor.predict_video("clip.mp4", n_frames=16)
+    video.label, video.timeline_table()
+
+Every problem with the input (no face, unreadable file, a file too large or too
+long, an unsupported type) raises :class:`DemoInputError` with a message meant
+for the person who uploaded the file; the demo shows that message as it is.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# Limits on what the demo accepts. They keep one request to a few seconds on a
+# laptop CPU; raise them if your machine is faster.
+MAX_FILE_MB = 100             # uploads larger than this are refused
+MAX_VIDEO_SECONDS = 60        # longer videos are refused (trim them first)
+MAX_IMAGE_PIXELS = 50_000_000  # about 8000 x 6000; larger pictures are refused
+DEFAULT_N_FRAMES = 16         # frames sampled evenly from a video
+DEFAULT_VIDEO_RULE = "confident"  # frame scores -> video score, see helpers.evaluation.AGGREGATORS
+THRESHOLD = 0.5               # P(fake) at or above this is called FAKE
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+
+NOTEBOOK_04 = "notebooks/04_inception_resnet.ipynb"
+
+
+class DemoInputError(ValueError):
+    """The input cannot be used; the message says why and what to do instead."""
+
+
+class NoCheckpointError(FileNotFoundError):
+    """No trained checkpoint to predict with; the message says how to make one."""
+
+
+def no_checkpoint_message(where: Path | str | None = None) -> str:
+    """What to do when there is no checkpoint to load."""
+    if where is None:
+        from . import config
+
+        where = config.models_dir()
+    return (f"No trained checkpoint found in {where}. Make one first: run {NOTEBOOK_04} "
+            "(or `make course`, which runs every notebook), then start again. "
+            "Or point at a checkpoint you have: `python -m helpers.demo_app --checkpoint PATH` "
+            "(`make demo CHECKPOINT=PATH`), or load_predictor(checkpoint=PATH) in Python.")
+
+
+def label_of(prob_fake: float, threshold: float = THRESHOLD) -> str:
+    return "FAKE" if prob_fake >= threshold else "REAL"
+
+
+def confidences_of(prob_fake: float) -> dict:
+    """The two class probabilities, in the form gr.Label shows."""
+    p = float(prob_fake)
+    return {"real": 1.0 - p, "fake": p}
+
+
+# --------------------------------------------------------------------------------------------
+# Input checks
+
+
+def _size_mb(path: Path) -> float:
+    return path.stat().st_size / 2**20
+
+
+def check_file(path, kinds=("image", "video")) -> tuple[Path, str]:
+    """Check that ``path`` is an existing, not too large file of a supported type.
+
+    Returns ``(path, kind)`` with kind "image" or "video" (decided by the file's
+    extension). Does not open the file; :func:`load_image` and :func:`probe_video`
+    find out whether it is readable.
+    """
+    if path is None:
+        raise DemoInputError("No file was given: upload a picture or a video.")
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DemoInputError(f"File not found: {path}.")
+    if not path.is_file():
+        raise DemoInputError(f"{path} is a folder, not a file: choose one picture or video.")
+    suffix = path.suffix.lower()
+    kind = "image" if suffix in IMAGE_EXTENSIONS else "video" if suffix in VIDEO_EXTENSIONS else None
+    if kind is None or kind not in kinds:
+        wanted = []
+        if "image" in kinds:
+            wanted.append("a picture (" + ", ".join(e.lstrip(".") for e in IMAGE_EXTENSIONS) + ")")
+        if "video" in kinds:
+            wanted.append("a video (" + ", ".join(e.lstrip(".") for e in VIDEO_EXTENSIONS) + ")")
+        shown = suffix or "no extension"
+        raise DemoInputError(f"Unsupported file type ({shown}) for {path.name}: "
+                             f"upload {' or '.join(wanted)}.")
+    size = _size_mb(path)
+    if size > MAX_FILE_MB:
+        raise DemoInputError(f"{path.name} is {size:.0f} MB; the demo accepts files up to {MAX_FILE_MB} MB. "
+                             "Use a shorter clip or a smaller picture.")
+    if size == 0:
+        raise DemoInputError(f"{path.name} is empty (0 bytes): the upload or the copy did not finish.")
+    return path, kind
+
+
+def _as_rgb_array(image) -> np.ndarray:
+    """PIL image or array -> RGB uint8 array (H, W, 3)."""
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"))
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = np.stack([array] * 3, axis=-1)
+    if array.ndim != 3 or array.shape[2] not in (3, 4) or min(array.shape[:2]) < 1:
+        raise DemoInputError(f"Expected an RGB picture of shape (height, width, 3), got an array of shape {array.shape}.")
+    array = array[..., :3]
+    if array.dtype != np.uint8:
+        if np.issubdtype(array.dtype, np.floating) and array.size and float(np.nanmax(array)) <= 1.0:
+            array = array * 255.0
+        array = np.clip(np.nan_to_num(array), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(array)
+
+
+def load_image(image) -> np.ndarray:
+    """A path, PIL image or array -> RGB uint8 array; DemoInputError if it cannot be used."""
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(image, (str, Path)):
+        path, _ = check_file(image, kinds=("image",))
+        try:
+            with Image.open(path) as probe:
+                width, height = probe.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise DemoInputError(
+                        f"{path.name} is {width} x {height} pixels; the demo accepts up to "
+                        f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. Resize it first.")
+                probe.verify()  # checks the file's structure without decoding all of it
+            with Image.open(path) as picture:
+                array = np.asarray(picture.convert("RGB"))
+        except DemoInputError:
+            raise
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+            raise DemoInputError(f"{path.name} could not be read as a picture (corrupt or not really a "
+                                 f"{path.suffix.lstrip('.')} file: {error}). Try another file.") from None
+        return array
+    array = _as_rgb_array(image)
+    if array.shape[0] * array.shape[1] > MAX_IMAGE_PIXELS:
+        raise DemoInputError(f"The picture is {array.shape[1]} x {array.shape[0]} pixels; the demo accepts up "
+                             f"to {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. Resize it first.")
+    return array
+
+
+def probe_video(path):
+    """A video's header (helpers.video_frames.VideoInfo); DemoInputError if unusable or too long."""
+    from .video_frames import VideoReadError, probe_video as read_header
+
+    path, _ = check_file(path, kinds=("video",))
+    try:
+        info = read_header(path)
+    except VideoReadError as error:
+        raise DemoInputError(str(error)) from None
+    if info.n_frames <= 0 or info.width <= 0 or info.height <= 0:
+        raise DemoInputError(f"{path.name} could not be read as a video (no frames). Try another file, "
+                             "or re-encode it as H.264 MP4.")
+    if info.duration_s > MAX_VIDEO_SECONDS:
+        raise DemoInputError(f"{path.name} lasts {info.duration_s:.0f} s; the demo accepts videos up to "
+                             f"{MAX_VIDEO_SECONDS} s. Trim it first (e.g. keep the part where the face is visible).")
+    return info
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass
+class FacePrediction:
+    """One detected face and what the model thinks of it."""
+
+    box: tuple                 # (x1, y1, x2, y2) in the picture's / frame's pixels
+    detection_prob: float      # MTCNN's confidence that this is a face
+    prob_fake: float           # the classifier's P(fake)
+    crop: np.ndarray           # the face as the model saw it, RGB uint8
+    overlay: np.ndarray | None = None  # Grad-CAM over the crop, RGB uint8 (None if not explained)
+    frame_index: int | None = None     # for videos: which frame
+    time_s: float | None = None        # for videos: when
+    threshold: float = THRESHOLD
+
+    @property
+    def label(self) -> str:
+        return label_of(self.prob_fake, self.threshold)
+
+    @property
+    def confidences(self) -> dict:
+        return confidences_of(self.prob_fake)
+
+    def summary(self) -> dict:
+        return {"box": [round(float(v), 1) for v in self.box], "detection_prob": round(float(self.detection_prob), 4),
+                "prob_fake": float(self.prob_fake), "label": self.label, "frame_index": self.frame_index}
+
+
+@dataclass
+class ImagePrediction:
+    """Every face of one picture, and the picture's verdict (its most suspicious face)."""
+
+    faces: list                # FacePrediction, most suspicious first
+    annotated: np.ndarray      # the picture with a labelled box per face
+    seconds: float = 0.0
+    notes: list = field(default_factory=list)
+    threshold: float = THRESHOLD
+
+    @property
+    def prob_fake(self) -> float:
+        return max(f.prob_fake for f in self.faces)
+
+    @property
+    def label(self) -> str:
+        return label_of(self.prob_fake, self.threshold)
+
+    @property
+    def confidences(self) -> dict:
+        return confidences_of(self.prob_fake)
+
+    @property
+    def n_faces(self) -> int:
+        return len(self.faces)
+
+    @property
+    def overlay(self) -> np.ndarray | None:
+        """Grad-CAM of the face the verdict rests on."""
+        return self.faces[0].overlay
+
+    def summary(self) -> dict:
+        return {"label": self.label, "prob_fake": self.prob_fake, "n_faces": self.n_faces,
+                "faces": [f.summary() for f in self.faces], "seconds": round(self.seconds, 3), "notes": self.notes}
+
+
+@dataclass
+class VideoPrediction:
+    """Per-frame scores of a video, and its verdict."""
+
+    path: Path
+    info: object               # helpers.video_frames.VideoInfo: n_frames, fps, width, height, duration_s
+    frame_indices: list        # the frames that were sampled
+    times_s: list              # their time stamps
+    frame_probs: list          # P(fake) per sampled frame (its most suspicious face), None = no face
+    faces: list                # FacePrediction for every face found, in frame order
+    prob_fake: float           # the video's score (rule applied to the frame scores)
+    rule: str
+    explained: FacePrediction | None = None  # the most suspicious face, with its Grad-CAM
+    annotated: np.ndarray | None = None      # the frame of that face, boxes drawn
+    seconds: float = 0.0
+    notes: list = field(default_factory=list)
+    threshold: float = THRESHOLD
+
+    @property
+    def label(self) -> str:
+        return label_of(self.prob_fake, self.threshold)
+
+    @property
+    def confidences(self) -> dict:
+        return confidences_of(self.prob_fake)
+
+    @property
+    def n_faces(self) -> int:
+        return len(self.faces)
+
+    @property
+    def n_frames_with_face(self) -> int:
+        return sum(p is not None for p in self.frame_probs)
+
+    @property
+    def overlay(self) -> np.ndarray | None:
+        return None if self.explained is None else self.explained.overlay
+
+    def timeline_table(self):
+        """DataFrame: frame_index, time_s, prob_fake (NaN where no face was found)."""
+        import pandas as pd
+
+        return pd.DataFrame({
+            "frame_index": self.frame_indices,
+            "time_s": [round(t, 3) for t in self.times_s],
+            "prob_fake": [np.nan if p is None else float(p) for p in self.frame_probs],
+        })
+
+    def summary(self) -> dict:
+        return {"label": self.label, "prob_fake": self.prob_fake, "rule": self.rule, "n_faces": self.n_faces,
+                "n_frames_sampled": len(self.frame_indices), "n_frames_with_face": self.n_frames_with_face,
+                "timeline": [None if p is None else float(p) for p in self.frame_probs],
+                "duration_s": round(self.info.duration_s, 3), "seconds": round(self.seconds, 3),
+                "notes": self.notes}
+
+
+# --------------------------------------------------------------------------------------------
+# Drawing
+
+
+def annotate(image: np.ndarray, faces: list) -> np.ndarray:
+    """Draw each face's box and verdict ("FAKE 0.87") on a copy of the picture."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    picture = Image.fromarray(image).convert("RGB")
+    draw = ImageDraw.Draw(picture)
+    scale = max(picture.size) / 600
+    width = max(2, int(round(3 * scale)))
+    font = ImageFont.load_default(size=max(12, int(round(18 * scale))))
+    for face in faces:
+        x1, y1, x2, y2 = (float(v) for v in face.box)
+        colour = (220, 40, 40) if face.label == "FAKE" else (40, 170, 70)
+        draw.rectangle([x1, y1, x2, y2], outline=colour, width=width)
+        text = f"{face.label} {face.prob_fake:.2f}"
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        text_y = y1 - (bottom - top) - 2 * width if y1 - (bottom - top) - 2 * width > 0 else y2 + width
+        draw.rectangle([x1, text_y, x1 + (right - left) + 2 * width, text_y + (bottom - top) + 2 * width], fill=colour)
+        draw.text((x1 + width, text_y + width - top), text, fill=(255, 255, 255), font=font)
+    return np.asarray(picture)
+
+
+# --------------------------------------------------------------------------------------------
+# The predictor
+
+
+class Predictor:
+    """A trained face classifier plus a face detector, ready to judge pictures and videos.
+
+    Make one with :func:`load_predictor`. Calls are serialised with a lock, so
+    one Predictor can serve several requests (the Gradio app) safely.
+    """
+
+    def __init__(self, model, metadata: dict | None = None, device: str = "cpu", detector=None,
+                 checkpoint: Path | None = None, threshold: float | None = None, rule: str | None = None):
+        from . import evaluation
+
+        self.metadata = dict(metadata or {})
+        # The checkpoint may say how it wants to be used (notebook 04 records its threshold and the
+        # video rule it chose); explicit arguments win.
+        rule = rule or self.metadata.get("video_rule") or DEFAULT_VIDEO_RULE
+        if rule not in evaluation.AGGREGATORS:
+            raise ValueError(f"Unknown video rule {rule!r}; choose from {sorted(evaluation.AGGREGATORS)}.")
+        self.model = model.to(device).eval()
+        self.device = device
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        self.threshold = float(threshold if threshold is not None else self.metadata.get("threshold") or THRESHOLD)
+        self.rule = rule
+        self.image_size = int(self.metadata.get("image_size") or 160)
+        self._detector = detector
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        source = self.checkpoint.name if self.checkpoint else "in-memory model"
+        return f"Predictor({source}, image_size={self.image_size}, device={self.device!r}, rule={self.rule!r})"
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            from .faces import COMMON_DEFAULTS, FaceDetector
+
+            # Crops like the training crops: the same margin around the box, at the model's input size.
+            margin = self.metadata.get("margin", COMMON_DEFAULTS["margin"])
+            self._detector = FaceDetector(device=self.device, crop_size=self.image_size, margin=margin)
+        return self._detector
+
+    def warm_up(self) -> "Predictor":
+        """Load the face detector and the Grad-CAM code and run each once on a blank face.
+
+        The first request is otherwise several seconds slower than the next ones
+        (imports, first passes through the networks); the web app calls this at start.
+        """
+        blank = np.full((self.image_size, self.image_size, 3), 128, np.uint8)
+        with self._lock:
+            self._detect([blank])
+            self.score_faces([blank])
+            self.explain_faces([blank])
+        return self
+
+    # -- building blocks ---------------------------------------------------------------------
+
+    def _faces_tensor(self, crops: list):
+        """Crops (RGB uint8, any size) -> float tensor (N, 3, S, S) in [0, 1], as the model was trained.
+
+        Resized and scaled the way helpers.datasets_torch prepares training crops.
+        """
+        import cv2
+        import torch
+
+        from .datasets_torch import to_tensor
+
+        size = self.image_size
+        tensors = []
+        for crop in crops:
+            crop = np.array(crop, dtype=np.uint8)  # a writable copy (torch warns about read-only arrays)
+            if crop.shape[:2] != (size, size):
+                shrinking = crop.shape[0] > size
+                crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+            tensors.append(to_tensor(crop))
+        return torch.stack(tensors)
+
+    def score_faces(self, crops: list, batch_size: int = 32) -> np.ndarray:
+        """P(fake) for each face crop (helpers.training_torch.predict_probs over batches of crops)."""
+        from .training_torch import predict_probs
+
+        if not crops:
+            return np.zeros(0, dtype=np.float64)
+        batches = (self._faces_tensor(crops[start:start + batch_size]) for start in range(0, len(crops), batch_size))
+        return np.asarray(predict_probs(self.model, batches, self.device), dtype=np.float64)
+
+    def explain_faces(self, crops: list) -> list:
+        """Grad-CAM overlay (RGB uint8, model's input size) for each face crop."""
+        from . import explain
+
+        if not crops:
+            return []
+        faces = self._faces_tensor(crops)
+        cams = explain.gradcam_torch(self.model, faces.to(self.device))
+        shown = (faces.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+        self.model.eval()
+        return [explain.overlay(face, cam) for face, cam in zip(shown, np.asarray(cams))]
+
+    def _detect(self, frames: list) -> list:
+        return self.detector.detect(frames)
+
+    # -- pictures -----------------------------------------------------------------------------
+
+    def predict_image(self, image, explain: bool = True) -> ImagePrediction:
+        """Judge every face in a picture (a path, a PIL image or an RGB array).
+
+        Raises DemoInputError when the file cannot be used or holds no face.
+        With several faces, each is scored; the picture's verdict follows the
+        most suspicious one.
+        """
+        with self._lock:
+            start = time.perf_counter()
+            array = load_image(image)
+            name = Path(image).name if isinstance(image, (str, Path)) else "the picture"
+            found = self._detect([array])[0]
+            if not found:
+                raise DemoInputError(
+                    f"No face found in {name}. Upload a picture where one face is clearly visible "
+                    "(roughly frontal, well lit, at least about 40 pixels wide).")
+            crops = [np.asarray(f.crop) for f in found]
+            probs = self.score_faces(crops)
+            overlays = self.explain_faces(crops) if explain else [None] * len(crops)
+            faces = [FacePrediction(box=tuple(float(v) for v in f.box), detection_prob=float(f.prob),
+                                    prob_fake=float(p), crop=c, overlay=o, threshold=self.threshold)
+                     for f, p, c, o in zip(found, probs, crops, overlays)]
+            faces.sort(key=lambda f: f.prob_fake, reverse=True)
+            notes = []
+            if len(faces) > 1:
+                notes.append(f"{len(faces)} faces found: each is scored; the picture's verdict follows the most "
+                             "suspicious one. Crop the picture to one face for a cleaner answer.")
+            return ImagePrediction(faces=faces, annotated=annotate(array, faces),
+                                   seconds=time.perf_counter() - start, notes=notes, threshold=self.threshold)
+
+    # -- videos -------------------------------------------------------------------------------
+
+    def predict_video(self, path, n_frames: int = DEFAULT_N_FRAMES, explain: bool = True,
+                      rule: str | None = None) -> VideoPrediction:
+        """Score ``n_frames`` evenly spaced frames of a video and combine them into one verdict.
+
+        Each sampled frame gets the score of its most suspicious face (frames
+        without a face are skipped); the video's score applies ``rule`` (see
+        helpers.evaluation.AGGREGATORS) to those frame scores. With
+        ``explain``, the most suspicious face gets a Grad-CAM overlay.
+        """
+        from . import evaluation
+        from .video_frames import VideoReadError, read_frames, sample_frame_indices
+
+        rule = rule or self.rule
+        if rule not in evaluation.AGGREGATORS:
+            raise ValueError(f"Unknown video rule {rule!r}; choose from {sorted(evaluation.AGGREGATORS)}.")
+        if int(n_frames) < 1:
+            raise ValueError(f"n_frames must be at least 1, got {n_frames}.")
+        with self._lock:
+            start = time.perf_counter()
+            path = Path(path)
+            info = probe_video(path)
+            indices = [int(i) for i in sample_frame_indices(info.n_frames, int(n_frames))]
+            try:
+                frames = read_frames(path, indices)
+            except VideoReadError as error:
+                raise DemoInputError(str(error)) from None
+            if not frames:
+                raise DemoInputError(f"No frame of {path.name} could be decoded: the file may be corrupt.")
+            indices = indices[:len(frames)]
+            detections = self._detect(frames)
+            fps = info.fps or 25.0
+            crops, owners, found_faces = [], [], []
+            for k, (frame_faces, frame_index) in enumerate(zip(detections, indices)):
+                for face in frame_faces:
+                    crops.append(np.asarray(face.crop))
+                    owners.append(k)
+                    found_faces.append((face, frame_index))
+            if not crops:
+                raise DemoInputError(f"No face found in any of the {len(frames)} frames sampled from {path.name}. "
+                                     "Use a video where a face is clearly visible, or sample more frames.")
+            probs = self.score_faces(crops)
+            faces = [FacePrediction(box=tuple(float(v) for v in f.box), detection_prob=float(f.prob),
+                                    prob_fake=float(p), crop=c, frame_index=i, time_s=i / fps,
+                                    threshold=self.threshold)
+                     for (f, i), p, c in zip(found_faces, probs, crops)]
+            frame_probs: list = [None] * len(frames)
+            for owner, p in zip(owners, probs):
+                frame_probs[owner] = float(p) if frame_probs[owner] is None else max(frame_probs[owner], float(p))
+            scored = [p for p in frame_probs if p is not None]
+            video_prob = float(evaluation.AGGREGATORS[rule](scored))
+            top = int(np.argmax(probs))
+            explained = faces[top]
+            if explain:
+                explained.overlay = self.explain_faces([explained.crop])[0]
+            frame_of_top = frames[owners[top]]
+            in_that_frame = [f for f, o in zip(faces, owners) if o == owners[top]]
+            notes = []
+            missing = len(frames) - len(scored)
+            if missing:
+                notes.append(f"No face in {missing} of the {len(frames)} sampled frames; those frames are skipped.")
+            most = max((len(d) for d in detections), default=0)
+            if most > 1:
+                notes.append(f"Up to {most} faces per frame: each is scored, and each frame counts its most "
+                             "suspicious face.")
+            return VideoPrediction(
+                path=path, info=info, frame_indices=indices, times_s=[i / fps for i in indices],
+                frame_probs=frame_probs, faces=faces, prob_fake=video_prob, rule=rule, explained=explained,
+                annotated=annotate(frame_of_top, in_that_frame), seconds=time.perf_counter() - start, notes=notes,
+                threshold=self.threshold)
+
+    # -- either -------------------------------------------------------------------------------
+
+    def predict_file(self, path, n_frames: int = DEFAULT_N_FRAMES, explain: bool = True):
+        """Picture or video, by the file's extension."""
+        path, kind = check_file(path)
+        if kind == "image":
+            return self.predict_image(path, explain=explain)
+        return self.predict_video(path, n_frames=n_frames, explain=explain)
+
+
+def load_predictor(checkpoint=None, device: str = "auto", **options) -> Predictor:
+    """A Predictor from a checkpoint in notebook 04's format.
+
+    ``checkpoint=None`` takes the best checkpoint notebook 04 trained
+    (models_torch.default_checkpoint()); without one, NoCheckpointError says
+    how to make one. ``options`` go to :class:`Predictor` (threshold, rule, detector).
+    """
+    from . import gpu, models_torch
+
+    if checkpoint is None:
+        checkpoint = models_torch.default_checkpoint()
+        if checkpoint is None:
+            raise NoCheckpointError(no_checkpoint_message())
+    path = Path(checkpoint).expanduser()
+    if not path.is_file():
+        raise NoCheckpointError(f"Checkpoint {path} does not exist. " + no_checkpoint_message())
+    resolved = gpu.torch_device(device)
+    model, metadata = models_torch.load_checkpoint(path, device=resolved)
+    return Predictor(model, metadata, device=resolved, checkpoint=path, **options)

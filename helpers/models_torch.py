@@ -1,0 +1,264 @@
+"""InceptionResnetV1 as a face-level REAL/FAKE classifier, and its checkpoints.
+
+The report's best model is facenet-pytorch's ``InceptionResnetV1`` with
+``classify=True, num_classes=1``: the face-recognition network (pre-trained on
+VGGFace2) whose last layer is replaced by a single logit; ``sigmoid(logit)``
+is the probability that the face is FAKE.
+
+Checkpoints use the report's format, a dict saved with ``torch.save`` whose
+``"model_state_dict"`` entry loads into a fresh
+``InceptionResnetV1(classify=True, num_classes=1)``; we add a few plain
+metadata entries (``arch``, ``image_size``, ``epoch``, ``freeze``,
+``threshold``, ``trained_on``) that the demo needs to rebuild the model and
+prepare its input. Files are read back with ``torch.load(..., weights_only=True)``,
+which refuses to run code hidden in a downloaded checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import config
+
+ARCH = "inception_resnet_v1"
+PRETRAINED_NAME = "vggface2"
+VGGFACE2_FILE = "20180402-114759-vggface2.pt"
+VGGFACE2_URL = f"https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/{VGGFACE2_FILE}"
+CHECKPOINT_PATTERN = "resnetinceptionv1_epoch_*.pth"
+POINTER_FILE = "inception_best.json"
+DEFAULT_IMAGE_SIZE = 256  # what the report feeds the network; older checkpoints carry no size
+
+# The network's top-level modules, input to output.
+STEM = ("conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b", "conv2d_4a", "conv2d_4b")
+BODY = ("repeat_1", "mixed_6a", "repeat_2", "mixed_7a", "repeat_3", "block8")
+HEAD = ("avgpool_1a", "dropout", "last_linear", "last_bn", "logits")
+
+# FREEZE choices -> the modules whose weights stay fixed.
+FREEZE_CHOICES = {
+    "none": (),                                   # fine-tune everything
+    "stem": STEM,                                 # keep the low-level filters
+    "early": STEM + ("repeat_1", "mixed_6a", "repeat_2"),  # train only the last blocks and head
+    "backbone": STEM + BODY,                      # train only the embedding + logit layers
+}
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, unreadable or made for another model."""
+
+
+class PretrainedWeightsError(RuntimeError):
+    """The VGGFace2 weights could not be downloaded or read."""
+
+
+# --------------------------------------------------------------------------- building
+def pretrained_weights_path() -> Path:
+    """Where facenet-pytorch caches the VGGFace2 weights ($TORCH_HOME/checkpoints)."""
+    return config.torch_cache_dir() / VGGFACE2_FILE
+
+
+def _pretrained_help() -> str:
+    return (f"Set PRETRAINED = False to start from random weights, or download {VGGFACE2_URL} "
+            f"(107 MB) on a machine with internet access and copy it to {pretrained_weights_path()} "
+            f"(the folder is $TORCH_HOME/checkpoints).")
+
+
+def build_inception_classifier(pretrained: bool = True, device: str = "cpu", freeze: str = "none",
+                               dropout: float = 0.6) -> nn.Module:
+    """InceptionResnetV1 with one output logit per face.
+
+    ``pretrained=True`` loads the VGGFace2 weights as the report does (facenet
+    downloads them once into ``$TORCH_HOME/checkpoints``); offline, a
+    :class:`PretrainedWeightsError` says how to proceed. ``pretrained=False``
+    starts from random weights. ``freeze`` is one of :data:`FREEZE_CHOICES`.
+    """
+    from facenet_pytorch import InceptionResnetV1
+
+    if pretrained:
+        cached = pretrained_weights_path()
+        try:
+            model = InceptionResnetV1(pretrained=PRETRAINED_NAME, classify=True, num_classes=1,
+                                      dropout_prob=dropout)
+        except Exception as error:  # no network, proxy, truncated or corrupt cache file
+            if cached.exists():
+                reason = (f"the cached file {cached} could not be read ({type(error).__name__}: {error}); "
+                          "it may be an interrupted download: move it away and try again")
+            else:
+                reason = f"the download failed ({type(error).__name__}: {error})"
+            raise PretrainedWeightsError(f"Could not load the VGGFace2 weights: {reason}. "
+                                         + _pretrained_help()) from error
+    else:
+        model = InceptionResnetV1(pretrained=None, classify=True, num_classes=1, dropout_prob=dropout)
+    set_freeze(model, freeze)
+    return model.to(device)
+
+
+def set_freeze(model: nn.Module, freeze: str = "none") -> list[str]:
+    """Fix the weights of the modules ``freeze`` names (see :data:`FREEZE_CHOICES`).
+
+    Frozen modules also keep their BatchNorm statistics: :func:`train_mode`
+    leaves them in eval mode while the rest trains. Returns the frozen names.
+    """
+    if freeze not in FREEZE_CHOICES:
+        raise ValueError(f"Unknown FREEZE {freeze!r}; choose one of {', '.join(FREEZE_CHOICES)}.")
+    frozen = [name for name in FREEZE_CHOICES[freeze] if hasattr(model, name)]
+    for name, module in model.named_children():
+        for parameter in module.parameters():
+            parameter.requires_grad = name not in frozen
+    model.frozen_modules = frozen
+    model.freeze = freeze
+    return frozen
+
+
+def train_mode(model: nn.Module) -> nn.Module:
+    """``model.train()``, except frozen modules, which stay in eval mode (fixed BatchNorm statistics)."""
+    model.train()
+    for name in getattr(model, "frozen_modules", ()):
+        getattr(model, name).eval()
+    return model
+
+
+def count_parameters(model: nn.Module) -> dict:
+    """Trainable and total parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"trainable": int(trainable), "total": int(total)}
+
+
+# --------------------------------------------------------------------------- checkpoints
+def _plain(value, key: str):
+    """Metadata must be plain Python values so that ``weights_only=True`` can read them back."""
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and not isinstance(value, torch.Tensor):  # NumPy scalar
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, key) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v, key) for k, v in value.items()}
+    raise TypeError(f"Checkpoint metadata {key!r} must be a number, string, list or dict, "
+                    f"not {type(value).__name__}.")
+
+
+def save_checkpoint(model: nn.Module, path, epoch: int, **metadata) -> Path:
+    """Save ``{"model_state_dict": ..., "epoch": epoch, **metadata}`` (the report's format).
+
+    ``arch`` defaults to InceptionResnetV1 and ``freeze`` to the model's
+    setting. The file is written to a temporary name first and then renamed,
+    so an interrupted save never leaves a half-written checkpoint behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    info = {"arch": ARCH, "threshold": 0.5}
+    if hasattr(model, "freeze"):
+        info["freeze"] = model.freeze
+    info.update(metadata)
+    info["epoch"] = int(epoch)
+    info = {key: _plain(value, key) for key, value in info.items()}
+    state = {key: tensor.detach().cpu() for key, tensor in model.state_dict().items()}
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save({"model_state_dict": state, **info}, temporary)
+    os.replace(temporary, path)
+    return path
+
+
+def _read(path: Path) -> dict:
+    if not path.exists():
+        raise CheckpointError(f"No checkpoint at {path}. Train one with notebooks/04_inception_resnet.ipynb "
+                              f"(it saves into {config.models_dir()}), or pass the path of a .pth file.")
+    if not path.is_file():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file (.pth).")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch checkpoint ({type(error).__name__}: {str(error)[:200]}). "
+            "It may be truncated (an interrupted copy or download) or another kind of file; "
+            "copy it again or retrain with notebooks/04_inception_resnet.ipynb.") from error
+    if isinstance(data, dict) and "model_state_dict" in data:
+        return data
+    if isinstance(data, dict) and data and all(isinstance(v, torch.Tensor) for v in data.values()):
+        return {"model_state_dict": data}  # a bare state dict: accept it, without metadata
+    raise CheckpointError(f"{path} holds a {type(data).__name__} without a 'model_state_dict' entry, so it "
+                          "is not a checkpoint in the course's (the report's) format.")
+
+
+def _build_for(arch: str, metadata: dict) -> nn.Module:
+    if arch == ARCH:
+        return build_inception_classifier(pretrained=False, freeze="none")
+    try:
+        from . import models_compare
+    except ImportError:
+        models_compare = None
+    if models_compare is not None and arch in getattr(models_compare, "ARCHITECTURES", ()):
+        return models_compare.build_compare_model(arch, pretrained=False,
+                                                  image_size=int(metadata.get("image_size") or DEFAULT_IMAGE_SIZE))
+    raise CheckpointError(f"The checkpoint holds a model of unknown architecture {arch!r}.")
+
+
+def load_checkpoint(path, device: str = "cpu", model: nn.Module | None = None) -> tuple[nn.Module, dict]:
+    """Rebuild a saved classifier; returns ``(model in eval mode on device, metadata)``.
+
+    Without ``model``, the architecture named in the file is built with random
+    weights (no download) and the saved weights are loaded into it. Files
+    without metadata (e.g. the report's own checkpoint) are taken to be
+    InceptionResnetV1 for 256-pixel faces. Every failure is a :class:`CheckpointError`.
+    """
+    path = Path(path).expanduser()
+    data = _read(path)
+    metadata = {k: v for k, v in data.items() if k not in ("model_state_dict", "optimizer_state_dict")}
+    metadata.setdefault("arch", ARCH)
+    metadata.setdefault("image_size", DEFAULT_IMAGE_SIZE)
+    metadata.setdefault("threshold", 0.5)
+    if model is None:
+        model = _build_for(metadata["arch"], metadata)
+    try:
+        model.load_state_dict(data["model_state_dict"])
+    except RuntimeError as error:
+        raise CheckpointError(
+            f"The weights in {path} do not fit a {type(model).__name__} (saved architecture: "
+            f"{metadata['arch']!r}). It was probably trained for another model; load it with that "
+            f"model's loader, or retrain with notebooks/04_inception_resnet.ipynb. "
+            f"Details: {str(error)[:300]}") from error
+    metadata["path"] = str(path)
+    return model.to(device).eval(), metadata
+
+
+def mark_default_checkpoint(path, **info) -> Path:
+    """Record ``path`` as the model the demo should use (``models_dir()/inception_best.json``)."""
+    pointer = config.models_dir() / POINTER_FILE
+    record = {"checkpoint": str(Path(path).resolve()), "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+    record.update({k: _plain(v, k) for k, v in info.items()})
+    pointer.write_text(json.dumps(record, indent=2))
+    return pointer
+
+
+def default_checkpoint() -> Path | None:
+    """The best checkpoint notebook 04 trained, or None if there is none.
+
+    Reads the pointer notebook 04 writes; without it (or if its file is gone),
+    takes the newest ``resnetinceptionv1_epoch_*.pth`` in ``models_dir()``.
+    """
+    folder = config.models_dir()
+    pointer = folder / POINTER_FILE
+    if pointer.exists():
+        try:
+            candidate = Path(json.loads(pointer.read_text())["checkpoint"])
+        except (ValueError, KeyError, TypeError):
+            candidate = None
+        if candidate is not None:
+            if not candidate.is_absolute():
+                candidate = folder / candidate
+            if candidate.is_file():
+                return candidate
+    files = sorted(folder.glob(CHECKPOINT_PATTERN), key=lambda p: p.stat().st_mtime)
+    return files[-1] if files else None

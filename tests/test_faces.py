@@ -1,0 +1,258 @@
+"""Face detection, crops, tracking, and the resumable dataset extraction."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import faces
+from helpers.faces import Face, FaceDetector, crop_face, extract_faces, load_manifest, track_faces
+from test_video_frames import write_video
+
+
+@pytest.fixture(scope="module")
+def portrait():
+    """Grace Hopper (public domain, ships with Matplotlib): 512 x 600, one face of about 181 x 221 px."""
+    import matplotlib.cbook
+    from PIL import Image
+
+    with Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return FaceDetector(device="cpu", crop_size=96)
+
+
+def iou(a, b) -> float:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    area = lambda r: (r[2] - r[0]) * (r[3] - r[1])  # noqa: E731
+    return inter / (area(a) + area(b) - inter)
+
+
+# -- one picture -------------------------------------------------------------------------------
+
+def test_finds_the_face_in_one_picture(detector, portrait):
+    found = detector.detect(portrait)  # a single image -> its list of faces
+    assert len(found) >= 1
+    face = found[0]
+    assert face.prob > 0.95
+    x1, y1, x2, y2 = face.box
+    assert 150 < x2 - x1 < 220 and 180 < y2 - y1 < 260
+    assert face.crop.shape == (96, 96, 3) and face.crop.dtype == np.uint8
+    left_eye, right_eye, nose, mouth_left, mouth_right = face.landmarks
+    assert left_eye[0] < right_eye[0] and mouth_left[0] < mouth_right[0]
+    assert max(left_eye[1], right_eye[1]) < nose[1] < min(mouth_left[1], mouth_right[1])
+    assert np.all((face.landmarks > 0) & (face.landmarks < 96))  # in crop pixels
+
+
+def test_fast_cascade_agrees_with_facenet_pytorch(portrait):
+    fast = FaceDetector(device="cpu", detect_size=None).detect(portrait)
+    reference = FaceDetector(device="cpu", detect_size=None, engine="facenet").detect(portrait)
+    assert len(fast) == len(reference) >= 1
+    assert iou(fast[0].box, reference[0].box) > 0.9
+    assert abs(fast[0].prob - reference[0].prob) < 0.05
+    assert np.abs(fast[0].landmarks_frame - reference[0].landmarks_frame).max() < 6
+
+
+def test_gpu_code_path_finds_the_same_face(portrait):
+    """On a GPU the pyramid and the candidate crops use torch ops (interpolate, roi_align) instead of
+    OpenCV; run that path on the CPU here so it is tested on machines without a GPU."""
+    opencv = FaceDetector(device="cpu", detect_size=None).detect(portrait)
+    torch_ops = FaceDetector(device="cpu", detect_size=None)
+    torch_ops.opencv_resize = False
+    found = torch_ops.detect(portrait)
+    assert len(found) == len(opencv) >= 1
+    assert iou(found[0].box, opencv[0].box) > 0.9 and found[0].prob > 0.95
+
+
+def test_detects_on_a_small_copy_and_crops_from_the_full_frame(portrait):
+    import cv2
+
+    big = cv2.resize(portrait, (512 * 3, 600 * 3), interpolation=cv2.INTER_CUBIC)
+    small_first = FaceDetector(device="cpu", detect_size=480).detect(big)[0]
+    reference = FaceDetector(device="cpu", detect_size=None).detect(portrait)[0]
+    assert iou(small_first.box, [3 * v for v in reference.box]) > 0.8
+    assert small_first.crop.shape == (160, 160, 3)
+
+
+def test_batch_of_mixed_sizes_and_a_frame_without_face(detector, portrait):
+    import cv2
+
+    half = cv2.resize(portrait, (256, 300), interpolation=cv2.INTER_AREA)
+    blank = np.full((240, 320, 3), 127, np.uint8)
+    result = detector.detect([portrait, blank, half, portrait])
+    assert [len(r) >= 1 for r in result] == [True, False, True, True]
+    assert result[0][0].box == pytest.approx(result[3][0].box)
+    from PIL import Image
+
+    assert len(detector.detect(Image.fromarray(portrait))) >= 1  # PIL images work too
+
+
+def test_cascade_stages_narrow_down_the_candidates(detector, portrait):
+    stages = detector.stages(portrait)
+    counts = [len(stages[k]) for k in ("P-Net", "R-Net", "O-Net")]
+    assert counts[0] > counts[1] >= counts[2] >= 1
+
+
+def test_pyramid_scales_cover_min_face_to_whole_image():
+    scales = faces.pyramid_scales(360, 640, min_face_size=20)
+    assert scales[0] == pytest.approx(0.6)
+    assert 360 * scales[-1] >= 12 > 360 * scales[-1] * 0.709
+
+
+def test_crop_at_the_border_is_padded_black():
+    frame = np.full((100, 200, 3), 200, np.uint8)
+    crop, points, crop_box = crop_face(frame, (0, 0, 40, 50), [[10, 10]] * 5, crop_size=64, margin=0.5)
+    assert crop.shape == (64, 64, 3)
+    assert crop_box[0] < 0 and crop_box[1] < 0 and crop_box[2] - crop_box[0] == 100
+    assert crop[:5, :5].max() == 0 and crop[-5:, -5:].min() == 200
+    # the landmark (10, 10) is 10 - crop_box[0] px from the crop's corner, scaled by 64 / 100
+    assert points[0] == pytest.approx([(10 - crop_box[0]) * 0.64, (10 - crop_box[1]) * 0.64])
+
+
+# -- one person through a video ----------------------------------------------------------------
+
+def _face(x, prob):
+    return Face(box=(x, 100, x + 80, 200), prob=prob, landmarks=None, crop=None)
+
+
+def test_track_follows_one_person_not_the_most_confident_face():
+    a = [_face(100, 0.999), _face(104, 0.97), _face(110, 0.96), _face(112, 0.98)]
+    b = [_face(500, 0.95), _face(498, 0.995), None, _face(490, 0.90)]
+    frames = [[a[0], b[0]], [b[1], a[1]], [a[2]], [], [b[3], a[3]]]
+    chosen = track_faces(frames)
+    assert chosen[:3] == [a[0], a[1], a[2]] and chosen[3] is None and chosen[4] is a[3]
+
+
+def test_track_starts_at_the_most_confident_face():
+    a = [_face(100, 0.80), _face(102, 0.81)]
+    b = [_face(400, 0.75), _face(405, 0.999)]
+    assert track_faces([[a[0], b[0]], [a[1], b[1]]]) == [b[0], b[1]]
+    assert track_faces([[], []]) == [None, None]
+
+
+# -- a dataset ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, portrait):
+    """Two face clips (one a phone video: landscape pixels + rotation tag), a clip without a face,
+    a corrupt file and a file that metadata.json lists but is missing."""
+    from helpers import sample_data
+
+    root = tmp_path_factory.mktemp("faces-dataset")
+    sample_data.make_clip(root / "real.mp4", 320, 240, seconds=0.4, seed=3)
+    sample_data.make_clip(root / "fake.mp4", 320, 240, seconds=0.4, fake=True, seed=3)
+    sample_data.make_clip(root / "empty.mp4", 320, 240, seconds=0.4, seed=5, has_face=False)
+    import cv2
+
+    upright = cv2.resize(portrait, (192, 224), interpolation=cv2.INTER_AREA)
+    stored = np.rot90(upright, k=-1)  # the player turns it 90 deg counter-clockwise back upright
+    write_video(root / "phone.mp4", [stored] * 8, rotation=90)
+    (root / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20)
+    metadata = {
+        "real.mp4": {"label": "REAL", "split": "train", "original": None},
+        "fake.mp4": {"label": "FAKE", "split": "train", "original": "real.mp4"},
+        "empty.mp4": {"label": "REAL", "split": "val", "original": None},
+        "phone.mp4": {"label": "REAL", "split": "test", "original": None},
+        "corrupt.mp4": {"label": "FAKE", "split": "test", "original": None},
+        "gone.mp4": {"label": "REAL", "split": "test", "original": None},
+    }
+    (root / "metadata.json").write_text(json.dumps(metadata))
+    return root
+
+
+@pytest.fixture(scope="module")
+def manifest(dataset):
+    with pytest.warns(UserWarning, match="corrupt.mp4"):
+        return extract_faces(dataset, "smoke", frames_per_video=4, device="cpu", progress=False)
+
+
+def test_manifest_accounts_for_every_video_and_frame(manifest, dataset):
+    df = load_manifest(manifest, only_faces=False)
+    assert set(faces.MANIFEST_COLUMNS) <= set(df.columns)
+    assert set(df["video"]) == {"real.mp4", "fake.mp4", "empty.mp4", "phone.mp4", "corrupt.mp4", "gone.mp4"}
+    per_video = df.groupby("video")["status"].agg(lambda s: sorted(set(s)))
+    assert per_video["real.mp4"] == per_video["fake.mp4"] == per_video["phone.mp4"] == ["ok"]
+    assert per_video["empty.mp4"] == ["no_face"]
+    assert per_video["corrupt.mp4"] == ["unreadable"] and per_video["gone.mp4"] == ["missing_file"]
+    assert df.groupby("video").size()["real.mp4"] == 4
+    reason = df.loc[df["video"] == "corrupt.mp4", "reason"].iloc[0]
+    assert "corrupt.mp4" in reason and "could not be read" in reason
+    assert df.loc[df["video"] == "fake.mp4", "target"].eq(1).all()
+    assert df.loc[df["video"] == "fake.mp4", "original"].eq("real.mp4").all()
+
+
+def test_crops_exist_with_the_profile_size_and_landmarks_inside(manifest):
+    from PIL import Image
+
+    ok = load_manifest(manifest)  # only_faces=True by default
+    assert len(ok) == 12 and ok["status"].eq("ok").all()
+    for path in ok["crop_path"]:
+        assert Path(path).is_absolute()
+        with Image.open(path) as crop:
+            assert crop.size == (96, 96) and crop.mode == "RGB"
+    landmarks = ok[faces.LANDMARK_COLUMNS].to_numpy()
+    assert np.all((landmarks > 0) & (landmarks < 96))
+    assert (ok["prob"] > 0.9).all()
+
+
+def test_phone_video_is_turned_upright_before_detection(manifest):
+    df = load_manifest(manifest)
+    phone = df[df["video"] == "phone.mp4"]
+    assert (phone["frame_height"] == 224).all() and (phone["frame_width"] == 192).all()
+    assert (phone["rotation"] == 90).all()
+    # upright face: eyes above the mouth
+    assert (phone["lm_y0"] < phone["lm_y3"]).all()
+
+
+def test_summary_and_stored_location(manifest, dataset):
+    from helpers import config
+
+    summary = faces.video_summary(manifest).set_index("video")
+    assert summary.loc["real.mp4", "detection_rate"] == 1.0
+    assert summary.loc["empty.mp4", "detection_rate"] == 0.0 and summary.loc["empty.mp4", "status"] == "no_face"
+    assert summary.loc["corrupt.mp4", "status"] == "unreadable"
+    assert Path(manifest).parent.parent == config.data_dir() / "faces" / dataset.name
+    assert Path(manifest).parent.name.startswith("smoke-")  # not the profile's defaults: own folder
+
+
+def test_rerun_does_only_what_is_missing(manifest, dataset, monkeypatch):
+    before = load_manifest(manifest, only_faces=False)
+    calls = []
+    real_read = faces._read_video
+
+    def counting_read(path, *args):
+        calls.append(Path(path).name)
+        return real_read(path, *args)
+
+    monkeypatch.setattr(faces, "_read_video", counting_read)
+    options = dict(frames_per_video=4, device="cpu", progress=False)
+    assert extract_faces(dataset, "smoke", **options) == manifest
+    assert calls == []  # everything cached
+
+    # as if the run had been interrupted while working on fake.mp4
+    (manifest.parent / "parts" / "fake.mp4.parquet").unlink()
+    manifest.unlink()
+    extract_faces(dataset, "smoke", **options)
+    assert calls == ["fake.mp4"]
+    after = load_manifest(manifest, only_faces=False)
+    columns = ["video", "frame_index", "status", "crop_path", "x1", "y1", "prob"]
+    pd.testing.assert_frame_equal(before[columns], after[columns])
+
+
+def test_settings_have_their_own_folder_and_typos_are_caught(dataset):
+    assert faces.faces_dir(dataset, "smoke") != faces.faces_dir(dataset, "smoke", frames_per_video=7)
+    assert faces.faces_dir(dataset, "smoke") == faces.faces_dir(dataset, "smoke", batch_size=3, device="cpu")
+    assert faces.faces_dir(dataset, "standard").name == "standard"
+    with pytest.raises(ValueError, match="frames_per_vidoe"):
+        faces.face_settings("smoke", frames_per_vidoe=3)
+
+
+def test_missing_manifest_says_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="extract_faces"):
+        load_manifest(tmp_path / "manifest.parquet")

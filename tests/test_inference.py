@@ -1,0 +1,236 @@
+"""helpers.inference: the prediction path shared by notebook 07 and the Gradio demo.
+
+A random-initialised InceptionResnetV1 stands in for a trained model: the
+checks here are about inputs, shapes and messages, not about accuracy.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import evaluation, inference, sample_data
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    import torch
+
+    from helpers import models_torch
+
+    torch.manual_seed(0)
+    model = models_torch.build_inception_classifier(pretrained=False)
+    path = tmp_path_factory.mktemp("ckpt") / "random_inception.pth"
+    return models_torch.save_checkpoint(model, path, epoch=0, image_size=160, trained_on="nothing (test)")
+
+
+@pytest.fixture(scope="module")
+def predictor(checkpoint):
+    return inference.load_predictor(checkpoint, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def inputs(workspace):
+    """A face photo, a short face clip and a clip without a face, made once per workspace."""
+    folder = workspace / "inference_inputs"
+    folder.mkdir(exist_ok=True)
+    face_clip, empty_clip = folder / "face_clip.mp4", folder / "empty_clip.mp4"
+    if not face_clip.exists():
+        sample_data.make_clip(face_clip, width=320, height=240, seconds=1.0, fake=True, seed=3, fps=10)
+    if not empty_clip.exists():
+        sample_data.make_clip(empty_clip, width=320, height=240, seconds=1.0, has_face=False, seed=4, fps=10)
+    return {"photo": sample_data.portrait_path(), "face_clip": face_clip, "empty_clip": empty_clip}
+
+
+# ---------------------------------------------------------------------------- input checks
+
+
+def test_unsupported_file_type(tmp_path, predictor):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    with pytest.raises(inference.DemoInputError, match=r"Unsupported file type \(\.txt\)"):
+        predictor.predict_file(notes)
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"a video, but the picture tab was used")
+    with pytest.raises(inference.DemoInputError, match=r"Unsupported file type \(\.mp4\).*upload a picture"):
+        predictor.predict_image(clip)
+
+
+def test_missing_file(tmp_path, predictor):
+    with pytest.raises(inference.DemoInputError, match="File not found"):
+        predictor.predict_image(tmp_path / "nowhere.jpg")
+
+
+def test_corrupt_picture(tmp_path, predictor):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"definitely not image data" * 20)
+    with pytest.raises(inference.DemoInputError, match="could not be read as a picture"):
+        predictor.predict_image(broken)
+
+
+def test_corrupt_video(tmp_path, predictor, inputs):
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(np.random.default_rng(0).integers(0, 256, 50_000, dtype=np.uint8).tobytes())
+    with pytest.raises(inference.DemoInputError, match="could not be read as a video"):
+        predictor.predict_video(garbage)
+    # a real clip cut short: the header survives, the frames do not
+    data = inputs["face_clip"].read_bytes()
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(data[: len(data) // 3])
+    with pytest.raises(inference.DemoInputError, match="could not be read as a video|No face found|No frame"):
+        predictor.predict_video(truncated)
+
+
+def test_empty_file(tmp_path, predictor):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(inference.DemoInputError, match="empty"):
+        predictor.predict_image(empty)
+
+
+def test_too_large_file(tmp_path, predictor):
+    big = tmp_path / "big.mp4"
+    with open(big, "wb") as handle:  # sparse: takes no disk space
+        handle.truncate((inference.MAX_FILE_MB + 1) * 2**20)
+    with pytest.raises(inference.DemoInputError, match=rf"up to {inference.MAX_FILE_MB} MB"):
+        predictor.predict_video(big)
+
+
+def test_too_many_pixels(predictor, monkeypatch):
+    monkeypatch.setattr(inference, "MAX_IMAGE_PIXELS", 100 * 100)
+    with pytest.raises(inference.DemoInputError, match="megapixels"):
+        predictor.predict_image(np.zeros((200, 200, 3), np.uint8))
+
+
+def test_too_long_video(predictor, inputs, monkeypatch):
+    monkeypatch.setattr(inference, "MAX_VIDEO_SECONDS", 0.5)
+    with pytest.raises(inference.DemoInputError, match=r"lasts 1 s; the demo accepts videos up to 0.5 s"):
+        predictor.predict_video(inputs["face_clip"])
+
+
+def test_no_face_in_picture(predictor):
+    grey = np.full((240, 320, 3), 128, np.uint8)
+    with pytest.raises(inference.DemoInputError, match="No face found in the picture"):
+        predictor.predict_image(grey)
+
+
+def test_no_face_in_video(predictor, inputs):
+    with pytest.raises(inference.DemoInputError, match="No face found in any of the 4 frames"):
+        predictor.predict_video(inputs["empty_clip"], n_frames=4)
+
+
+# ---------------------------------------------------------------------------- predictions
+
+
+def test_picture_prediction(predictor, inputs):
+    result = predictor.predict_image(inputs["photo"])
+    photo = np.asarray(Image.open(inputs["photo"]).convert("RGB"))
+    assert result.n_faces == 1 and not result.notes
+    face = result.faces[0]
+    x1, y1, x2, y2 = face.box
+    assert 0 <= x1 < x2 <= photo.shape[1] and 0 <= y1 < y2 <= photo.shape[0]
+    assert 0.0 <= result.prob_fake <= 1.0 and result.label in ("REAL", "FAKE")
+    assert result.label == ("FAKE" if result.prob_fake >= 0.5 else "REAL")
+    assert result.confidences["fake"] == pytest.approx(result.prob_fake)
+    assert sum(result.confidences.values()) == pytest.approx(1.0)
+    assert result.overlay.shape == (160, 160, 3) and result.overlay.dtype == np.uint8
+    assert result.annotated.shape == photo.shape and not np.array_equal(result.annotated, photo)
+    # a PIL image and an array give the same answer as the path
+    again = predictor.predict_image(Image.open(inputs["photo"]), explain=False)
+    assert again.prob_fake == pytest.approx(result.prob_fake, abs=1e-5) and again.overlay is None
+
+
+def test_several_faces_are_each_scored(predictor, inputs):
+    photo = np.asarray(Image.open(inputs["photo"]).convert("RGB"))
+    mirrored = photo[:, ::-1]
+    pair = np.concatenate([photo, mirrored], axis=1)
+    result = predictor.predict_image(pair)
+    assert result.n_faces == 2
+    assert "2 faces found" in result.notes[0]
+    centres = sorted((f.box[0] + f.box[2]) / 2 for f in result.faces)
+    assert centres[0] < photo.shape[1] < centres[1]  # one face in each half
+    assert result.prob_fake == max(f.prob_fake for f in result.faces)
+    assert all(f.overlay is not None for f in result.faces)
+
+
+def test_video_prediction(predictor, inputs):
+    result = predictor.predict_video(inputs["face_clip"], n_frames=5)
+    assert len(result.frame_indices) == 5 and len(result.frame_probs) == 5
+    assert result.frame_indices == sorted(result.frame_indices)
+    scored = [p for p in result.frame_probs if p is not None]
+    assert scored and result.n_frames_with_face == len(scored)
+    assert result.prob_fake == pytest.approx(evaluation.AGGREGATORS[result.rule](scored))
+    assert result.label in ("REAL", "FAKE") and sum(result.confidences.values()) == pytest.approx(1.0)
+    assert all(f.frame_index in result.frame_indices for f in result.faces)
+    assert result.overlay is not None and result.overlay.dtype == np.uint8
+    table = result.timeline_table()
+    assert list(table.columns) == ["frame_index", "time_s", "prob_fake"] and len(table) == 5
+    assert table["time_s"].is_monotonic_increasing
+    summary = result.summary()
+    assert summary["timeline"] == [None if p is None else pytest.approx(p) for p in result.frame_probs]
+    mean_rule = predictor.predict_video(inputs["face_clip"], n_frames=5, explain=False, rule="mean")
+    assert mean_rule.prob_fake == pytest.approx(float(np.mean(scored)), abs=1e-6)
+
+
+def test_predict_file_dispatches_on_extension(tmp_path, predictor):
+    (tmp_path / "a.png").write_bytes(b"broken")
+    (tmp_path / "a.mp4").write_bytes(b"broken")
+    with pytest.raises(inference.DemoInputError, match="could not be read as a picture"):
+        predictor.predict_file(tmp_path / "a.png")
+    with pytest.raises(inference.DemoInputError, match="could not be read as a video"):
+        predictor.predict_file(tmp_path / "a.mp4")
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+
+def test_no_checkpoint_says_how_to_make_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPFAKE_DATA_DIR", str(tmp_path / "empty-data"))
+    with pytest.raises(inference.NoCheckpointError) as caught:
+        inference.load_predictor()
+    message = str(caught.value)
+    assert "04_inception_resnet.ipynb" in message and "make course" in message and "--checkpoint" in message
+    assert str(tmp_path / "empty-data") in message
+    with pytest.raises(inference.NoCheckpointError, match="does not exist"):
+        inference.load_predictor(tmp_path / "missing.pth")
+
+
+def test_predictor_follows_checkpoint_metadata(tmp_path, checkpoint):
+    from helpers import models_torch
+
+    model, _ = models_torch.load_checkpoint(checkpoint)
+    path = models_torch.save_checkpoint(model, tmp_path / "tuned.pth", epoch=3, image_size=128,
+                                        threshold=0.7, video_rule="mean")
+    predictor = inference.load_predictor(path, device="cpu")
+    assert (predictor.image_size, predictor.threshold, predictor.rule) == (128, 0.7, "mean")
+    assert inference.label_of(0.65, predictor.threshold) == "REAL"
+
+
+def test_demo_app_without_checkpoint_exits_with_the_message(tmp_path, monkeypatch, capsys):
+    from helpers import demo_app
+
+    monkeypatch.setenv("DEEPFAKE_DATA_DIR", str(tmp_path / "empty-data"))
+    assert demo_app.main([]) == 2
+    assert "04_inception_resnet.ipynb" in capsys.readouterr().err
+    broken = tmp_path / "broken.pth"
+    broken.write_bytes(b"not a checkpoint")
+    assert demo_app.main(["--checkpoint", str(broken)]) == 2
+    assert "not a readable PyTorch checkpoint" in capsys.readouterr().err
+
+
+def test_demo_app_turns_input_errors_into_page_messages():
+    import gradio as gr
+
+    from helpers import demo_app
+
+    def refuse():
+        raise inference.DemoInputError("No face found in <b>x</b>.jpg")
+
+    def crash():
+        raise RuntimeError("boom")
+
+    with pytest.raises(gr.Error) as caught:
+        demo_app._run_safely("picture", refuse)
+    assert caught.value.message == "No face found in &lt;b&gt;x&lt;/b&gt;.jpg"
+    with pytest.raises(gr.Error, match="Something went wrong while analysing the picture"):
+        demo_app._run_safely("picture", crash)

@@ -68,7 +68,7 @@ SAMPLE_PROFILES = {
                  portrait_fraction=0.2, n_identities=32),
 }
 DEFAULT_SEED = 42
-GENERATOR_VERSION = 1  # bump when the generator's output changes, so cached samples are remade
+GENERATOR_VERSION = 2  # bump when the generator's output changes, so cached samples are remade
 
 PORTRAIT_CREDIT = ("Grace Hopper, official U.S. Navy photograph (public domain), "
                    "shipped with Matplotlib as mpl-data/sample_data/grace_hopper.jpg")

@@ -31,12 +31,27 @@ def test_full_profile_fits_in_4_gib(notebook, monkeypatch):
                   "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")}
     run = course.execute(notebook, WORKSPACE / "executed_full" / notebook.name, parameters)
     result = json.loads((config.results_dir() / f"{notebook.stem}.json").read_text())
-    peak = result.get("peak_gpu_mib")
+    peaks = list(_peaks(result))
+    peak = max(peaks) if peaks else None
     ROWS.append({"notebook": notebook.stem, "backend": parameters["KERAS_BACKEND"] if "keras" in notebook.stem
                  else "torch", "peak_mib": peak, "seconds": run["seconds"]})
     _write_table()
-    if peak is not None:
+    if notebook.stem >= "02":  # from face extraction on, every notebook uses the GPU and records its peak
+        assert peak is not None, f"{notebook.stem} recorded no peak_gpu_mib"
         assert peak < CAP_GB * 1024
+
+
+def _peaks(value):
+    """Every peak_gpu_mib recorded anywhere in a results file (per backend, per model...)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "peak_gpu_mib" and isinstance(item, (int, float)):
+                yield item
+            else:
+                yield from _peaks(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _peaks(item)
 
 
 def _write_table():

@@ -188,45 +188,8 @@ def probe_video(path):
 # Results
 
 
-@dataclass
-class FacePrediction:
-    """One detected face and what the model thinks of it."""
-
-    box: tuple                 # (x1, y1, x2, y2) in the picture's / frame's pixels
-    detection_prob: float      # MTCNN's confidence that this is a face
-    prob_fake: float           # the classifier's P(fake)
-    crop: np.ndarray           # the face as the model saw it, RGB uint8
-    overlay: np.ndarray | None = None  # Grad-CAM over the crop, RGB uint8 (None if not explained)
-    frame_index: int | None = None     # for videos: which frame
-    time_s: float | None = None        # for videos: when
-    threshold: float = THRESHOLD
-
-    @property
-    def label(self) -> str:
-        return label_of(self.prob_fake, self.threshold)
-
-    @property
-    def confidences(self) -> dict:
-        return confidences_of(self.prob_fake)
-
-    def summary(self) -> dict:
-        return {"box": [round(float(v), 1) for v in self.box], "detection_prob": round(float(self.detection_prob), 4),
-                "prob_fake": float(self.prob_fake), "label": self.label, "frame_index": self.frame_index}
-
-
-@dataclass
-class ImagePrediction:
-    """Every face of one picture, and the picture's verdict (its most suspicious face)."""
-
-    faces: list                # FacePrediction, most suspicious first
-    annotated: np.ndarray      # the picture with a labelled box per face
-    seconds: float = 0.0
-    notes: list = field(default_factory=list)
-    threshold: float = THRESHOLD
-
-    @property
-    def prob_fake(self) -> float:
-        return max(f.prob_fake for f in self.faces)
+class _Verdict:
+    """What every prediction derives from its ``prob_fake`` and ``threshold`` (and ``faces``, if any)."""
 
     @property
     def label(self) -> str:
@@ -240,6 +203,39 @@ class ImagePrediction:
     def n_faces(self) -> int:
         return len(self.faces)
 
+
+@dataclass
+class FacePrediction(_Verdict):
+    """One detected face and what the model thinks of it."""
+
+    box: tuple                 # (x1, y1, x2, y2) in the picture's / frame's pixels
+    detection_prob: float      # MTCNN's confidence that this is a face
+    prob_fake: float           # the classifier's P(fake)
+    crop: np.ndarray           # the face as the model saw it, RGB uint8
+    overlay: np.ndarray | None = None  # Grad-CAM over the crop, RGB uint8 (None if not explained)
+    frame_index: int | None = None     # for videos: which frame
+    time_s: float | None = None        # for videos: when
+    threshold: float = THRESHOLD
+
+    def summary(self) -> dict:
+        return {"box": [round(float(v), 1) for v in self.box], "detection_prob": round(float(self.detection_prob), 4),
+                "prob_fake": float(self.prob_fake), "label": self.label, "frame_index": self.frame_index}
+
+
+@dataclass
+class ImagePrediction(_Verdict):
+    """Every face of one picture, and the picture's verdict (its most suspicious face)."""
+
+    faces: list                # FacePrediction, most suspicious first
+    annotated: np.ndarray      # the picture with a labelled box per face
+    seconds: float = 0.0
+    notes: list = field(default_factory=list)
+    threshold: float = THRESHOLD
+
+    @property
+    def prob_fake(self) -> float:
+        return max(f.prob_fake for f in self.faces)
+
     @property
     def overlay(self) -> np.ndarray | None:
         """Grad-CAM of the face the verdict rests on."""
@@ -251,7 +247,7 @@ class ImagePrediction:
 
 
 @dataclass
-class VideoPrediction:
+class VideoPrediction(_Verdict):
     """Per-frame scores of a video, and its verdict."""
 
     path: Path
@@ -267,18 +263,6 @@ class VideoPrediction:
     seconds: float = 0.0
     notes: list = field(default_factory=list)
     threshold: float = THRESHOLD
-
-    @property
-    def label(self) -> str:
-        return label_of(self.prob_fake, self.threshold)
-
-    @property
-    def confidences(self) -> dict:
-        return confidences_of(self.prob_fake)
-
-    @property
-    def n_faces(self) -> int:
-        return len(self.faces)
 
     @property
     def n_frames_with_face(self) -> int:

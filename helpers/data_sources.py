@@ -174,10 +174,12 @@ def inspect_video(path) -> dict:
     """Size, frame rate, frame count and duration of a video; decodes its first frame.
 
     Width and height are as *displayed*: a phone video stored landscape with a
-    90-degree rotation flag is reported as portrait (``rotation`` says so).
-    Raises :class:`VideoError` for empty, unreadable or frameless files.
+    90-degree rotation flag is reported as portrait (``rotation`` says so, in
+    degrees counter-clockwise). The reading is :func:`helpers.video_frames.probe_video`'s;
+    this adds the file size and raises :class:`VideoError` for missing, empty,
+    unreadable or frameless files.
     """
-    import av
+    from . import video_frames
 
     path = Path(path)
     if not path.is_file():
@@ -186,37 +188,13 @@ def inspect_video(path) -> dict:
     if size == 0:
         raise VideoError(f"{path.name}: the file is empty (0 bytes).")
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise VideoError(f"{path.name}: no video stream in the file.")
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-            fps = float(rate) if rate else float("nan")
-            duration = None
-            if stream.duration and stream.time_base:
-                duration = float(stream.duration * stream.time_base)
-            elif container.duration:
-                duration = container.duration / 1_000_000
-            n_frames = int(stream.frames or 0)
-            if not n_frames and duration and fps == fps:
-                n_frames = int(round(duration * fps))
-            first = next(container.decode(stream), None)
-            if first is None:
-                raise VideoError(f"{path.name}: no frame could be decoded.")
-            width, height = first.width, first.height
-            rotation = int(getattr(first, "rotation", 0) or 0)
-            codec = stream.codec_context.name
-    except VideoError:
-        raise
-    except Exception as error:  # PyAV raises many FFmpeg error types
-        raise VideoError(f"{path.name}: cannot be decoded ({type(error).__name__}: {error}).") from None
-    if rotation % 180 == 90 or rotation % 180 == -90:
-        width, height = height, width
-    if duration is None and n_frames and fps == fps:
-        duration = n_frames / fps
-    return {"width": width, "height": height, "fps": round(fps, 3), "n_frames": n_frames,
-            "duration_s": None if duration is None else round(duration, 3), "size_bytes": size,
-            "rotation": rotation, "codec": codec}
+        info = video_frames.probe_video(path)
+    except video_frames.VideoReadError as error:
+        raise VideoError(str(error)) from None
+    fps = info.fps if info.fps else float("nan")
+    return {"width": info.width, "height": info.height, "fps": round(fps, 3), "n_frames": info.n_frames,
+            "duration_s": round(info.duration_s, 3) if info.fps else None, "size_bytes": size,
+            "rotation": info.rotation, "codec": info.codec}
 
 
 def _is_video(path: Path) -> bool:

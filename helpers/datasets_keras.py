@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import faces
+
 NORMALIZATIONS = ("minmax", "scale")
 _LAZY_CLASSES = ("FaceSequenceDataset", "FeatureSequenceDataset")
 
@@ -58,15 +60,7 @@ def video_table(manifest: pd.DataFrame, min_faces: int = 1, verbose: bool = True
     when a frame has several faces, keeps its most confident one. Videos with
     fewer than ``min_faces`` faces are dropped (the report dropped short videos too).
     """
-    needed = {"video", "frame_index", "crop_path", "target", "split"}
-    missing = needed - set(manifest.columns)
-    if missing:
-        raise ValueError(f"The face manifest lacks columns {sorted(missing)}; build it with helpers.faces.extract_faces "
-                         "and read it with helpers.faces.load_manifest.")
-    rows = manifest
-    if "status" in rows.columns:
-        rows = rows[rows["status"] == "ok"]
-    rows = rows[rows["crop_path"].notna()]
+    rows = faces.crop_rows(manifest, ["video", "frame_index", "crop_path", "target", "split"])
     if "prob" in rows.columns:
         rows = rows.sort_values("prob", ascending=False, kind="stable")
     rows = rows.drop_duplicates(["video", "frame_index"]).sort_values(["video", "frame_index"], kind="stable")

@@ -20,6 +20,8 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from . import faces
+
 REQUIRED_COLUMNS = ("crop_path", "target")
 
 
@@ -83,14 +85,7 @@ class FaceCropDataset(Dataset):
     """
 
     def __init__(self, manifest_df: pd.DataFrame, image_size: int, augment=False, seed: int | None = None):
-        missing = [c for c in REQUIRED_COLUMNS if c not in manifest_df.columns]
-        if missing:
-            raise ValueError(f"The manifest lacks the column(s) {missing}; build it with "
-                             "helpers.faces.extract_faces / load_manifest.")
-        table = manifest_df
-        if "status" in table.columns:
-            table = table[table["status"] == "ok"]
-        table = table[table["crop_path"].notna()].reset_index(drop=True)
+        table = faces.crop_rows(manifest_df, REQUIRED_COLUMNS).reset_index(drop=True)
         if len(table) == 0:
             raise ValueError("The manifest holds no face crops (no row with status 'ok'): "
                              "check that face extraction found faces in these videos.")

@@ -181,8 +181,9 @@ def probe_video(path) -> VideoInfo:
                      rotation=rotation, codec=codec, keyframes=keyframes)
 
 
-def _read_pyav(path: Path, wanted: list, seek: bool = True, skip: bool = True, threads: int | None = None) -> dict:
-    """Frame index -> upright RGB array for each wanted index (sorted list) that exists.
+def _iter_pyav(path: Path, wanted: list, seek: bool = True, skip: bool = True, threads: int | None = None):
+    """Yield ``(index, upright RGB array)`` for each wanted index (sorted list) that exists, in order,
+    each as soon as it is decoded.
 
     ``seek``: jump to the last keyframe before a wanted frame when that skips
     frames. ``skip``: do not decode frames that nothing refers to (H.264
@@ -193,7 +194,6 @@ def _read_pyav(path: Path, wanted: list, seek: bool = True, skip: bool = True, t
     index gets the first frame at or after it.
     """
     container = _open(path)
-    found: dict = {}
     try:
         stream = container.streams.video[0]
         if threads is None or threads > 1:
@@ -241,7 +241,7 @@ def _read_pyav(path: Path, wanted: list, seek: bool = True, skip: bool = True, t
                         rotation = _rotation_of(stream, frame)
                     image = upright(frame.to_ndarray(format="rgb24"), rotation)
                     while pending and pending[0] <= position:
-                        found[pending.pop(0)] = image
+                        yield pending.pop(0), image
                 if not pending or seek_target() is not None:
                     ended = False  # done, or the next wanted frame is better reached by seeking
                     break
@@ -253,16 +253,20 @@ def _read_pyav(path: Path, wanted: list, seek: bool = True, skip: bool = True, t
         raise _unreadable(path, error) from None
     finally:
         container.close()
-    return found
 
 
-def _read_cv2(path: Path, wanted: list) -> dict:
+def _read_pyav(path: Path, wanted: list, seek: bool = True, skip: bool = True, threads: int | None = None) -> dict:
+    """Frame index -> upright RGB array for each wanted index that exists (see :func:`_iter_pyav`)."""
+    return dict(_iter_pyav(path, wanted, seek=seek, skip=skip, threads=threads))
+
+
+def _iter_cv2(path: Path, wanted: list):
     import cv2
 
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise _unreadable(path, "OpenCV could not open it")
-    found: dict = {}
+    any_found = False
     try:
         targets = set(wanted)
         last = max(wanted)
@@ -273,20 +277,25 @@ def _read_cv2(path: Path, wanted: list) -> dict:
             if index in targets:
                 ok, bgr = capture.retrieve()
                 if ok:
-                    found[index] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # OpenCV turns frames upright itself
+                    any_found = True
+                    yield index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # OpenCV turns frames upright itself
             index += 1
     finally:
         capture.release()
-    if not found and wanted:
+    if not any_found and wanted:
         raise _unreadable(path, "OpenCV decoded no frame")
-    return found
 
 
-def read_frames_by_index(path, indices, backend: str = "pyav", threads: int | None = None) -> dict:
-    """Frame index -> upright RGB uint8 array (H, W, 3), for each index the video really has.
+def iter_frames_by_index(path, indices, backend: str = "pyav", threads: int | None = None):
+    """Yield ``(index, upright RGB uint8 array (H, W, 3))`` in increasing index order, each frame
+    as soon as it is decoded (a consumer can work on the first frames while later ones decode).
 
-    ``threads``: decoder threads for the PyAV backend (None = all cores; 1 when
-    another thread keeps the other cores busy, e.g. face detection)."""
+    Indices the video does not really have are left out. ``threads``: decoder
+    threads for the PyAV backend (None = all cores; 1 when other threads keep
+    the other cores busy, e.g. face detection or a second video being read).
+    Raises :class:`VideoReadError` (possibly after some frames) when the file
+    cannot be decoded and FileNotFoundError when it does not exist.
+    """
     path = Path(path)
     if backend not in BACKENDS:
         raise ValueError(f"Unknown backend {backend!r}; choose one of {BACKENDS}.")
@@ -294,10 +303,16 @@ def read_frames_by_index(path, indices, backend: str = "pyav", threads: int | No
     if any(i < 0 for i in wanted):
         raise ValueError("Frame indices must be >= 0.")
     if not wanted:
-        return {}
+        return
     if not path.is_file():
         raise FileNotFoundError(f"Video not found: {path}")
-    return _read_pyav(path, wanted, threads=threads) if backend == "pyav" else _read_cv2(path, wanted)
+    yield from (_iter_pyav(path, wanted, threads=threads) if backend == "pyav" else _iter_cv2(path, wanted))
+
+
+def read_frames_by_index(path, indices, backend: str = "pyav", threads: int | None = None) -> dict:
+    """Frame index -> upright RGB uint8 array (H, W, 3), for each index the video really has
+    (all of :func:`iter_frames_by_index` at once)."""
+    return dict(iter_frames_by_index(path, indices, backend=backend, threads=threads))
 
 
 def read_frames(path, indices, backend: str = "pyav") -> list:

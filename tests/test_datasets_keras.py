@@ -8,44 +8,35 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import fake_crops
 from helpers import datasets_keras
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+def paint_numbered(rng, target, frame_number, crop_size):
+    """Random pixels; the top-left pixel tells the frame number."""
+    face = rng.integers(30, 220, (crop_size, crop_size, 3)).astype(np.uint8)
+    face[0, 0] = frame_number
+    return face
+
+
 def make_sequence_manifest(folder: Path, videos_per_class: int = 2, faces_per_video: int = 5,
                            crop_size: int = 40, splits=("train", "val", "test")) -> pd.DataFrame:
-    """PNG crops with the manifest columns; one crop row per face, frames in shuffled row order.
+    """One crop row per face, frames in shuffled row order.
 
     Each video also gets a frame with a second, less confident face (whose
     crop is pure white) and a frame without a face (status "no_face").
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    rows = []
-    for split in splits:
-        for label, target in (("REAL", 0), ("FAKE", 1)):
-            for v in range(videos_per_class):
-                video = f"{split}_{label.lower()}_{v}.mp4"
-                for f in range(faces_per_video):
-                    face = rng.integers(30, 220, (crop_size, crop_size, 3)).astype(np.uint8)
-                    face[0, 0] = f  # frame number readable from the pixels
-                    path = folder / f"{video[:-4]}_{f:03d}.png"
-                    cv2.imwrite(str(path), cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
-                    rows.append({"video": video, "frame_index": f * 10, "crop_path": str(path), "prob": 0.99,
-                                 "label": label, "target": target, "split": split, "original": None,
-                                 "status": "ok", "reason": ""})
-                white = folder / f"{video[:-4]}_second_face.png"
-                cv2.imwrite(str(white), np.full((crop_size, crop_size, 3), 255, np.uint8))
-                rows.append({"video": video, "frame_index": 0, "crop_path": str(white), "prob": 0.5,
-                             "label": label, "target": target, "split": split, "original": None,
-                             "status": "ok", "reason": ""})
-                rows.append({"video": video, "frame_index": 999, "crop_path": None, "prob": np.nan,
-                             "label": label, "target": target, "split": split, "original": None,
-                             "status": "no_face", "reason": "no face found"})
-    table = pd.DataFrame(rows)
-    return table.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    rows = fake_crops.write_crops(folder, paint_numbered, videos_per_class, faces_per_video, crop_size, splits)
+    for video in dict.fromkeys(r["video"] for r in rows):
+        first = next(r for r in rows if r["video"] == video)
+        white = Path(folder) / f"{video[:-4]}_second_face.png"
+        cv2.imwrite(str(white), np.full((crop_size, crop_size, 3), 255, np.uint8))
+        rows.append(fake_crops.row(video, 0, white, first["label"], first["target"], first["split"], prob=0.5))
+        rows.append(fake_crops.row(video, 999, None, first["label"], first["target"], first["split"],
+                                   prob=np.nan, status="no_face", reason="no face found"))
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=1).reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")

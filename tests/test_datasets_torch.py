@@ -7,32 +7,23 @@ import pandas as pd
 import pytest
 import torch
 
+import fake_crops
 from helpers import datasets_torch
+
+
+def paint_by_class(rng, target, frame_number, crop_size):
+    """FAKE faces are bright with a white stripe, REAL ones dark."""
+    base = 170 if target else 70
+    face = rng.integers(base - 40, base + 40, (crop_size, crop_size, 3)).astype(np.uint8)
+    if target:
+        face[:, crop_size // 3: crop_size // 2] = 255
+    return face
 
 
 def make_fake_manifest(folder: Path, videos_per_class: int = 3, faces_per_video: int = 4,
                        crop_size: int = 48, splits=("train", "val", "test")) -> pd.DataFrame:
-    """PNG crops with the manifest contract's columns; FAKE faces are bright with a stripe, REAL ones dark."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    rows = []
-    for split in splits:
-        for label, target in (("REAL", 0), ("FAKE", 1)):
-            for v in range(videos_per_class):
-                video = f"{split}_{label.lower()}_{v}.mp4"
-                for f in range(faces_per_video):
-                    base = 170 if target else 70
-                    face = rng.integers(base - 40, base + 40, (crop_size, crop_size, 3)).astype(np.uint8)
-                    if target:
-                        face[:, crop_size // 3: crop_size // 2] = 255
-                    path = folder / f"{video[:-4]}_{f:03d}.png"
-                    cv2.imwrite(str(path), cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
-                    rows.append({"video": video, "frame_index": f * 10, "crop_path": str(path),
-                                 "x1": 0.0, "y1": 0.0, "x2": 100.0, "y2": 100.0, "prob": 0.99,
-                                 "label": label, "target": target, "split": split, "original": None,
-                                 "status": "ok", "reason": ""})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(fake_crops.write_crops(folder, paint_by_class, videos_per_class, faces_per_video,
+                                               crop_size, splits))
 
 
 @pytest.fixture(scope="module")

@@ -224,13 +224,13 @@ def test_summary_and_stored_location(manifest, dataset):
 def test_rerun_does_only_what_is_missing(manifest, dataset, monkeypatch):
     before = load_manifest(manifest, only_faces=False)
     calls = []
-    real_read = faces._read_video
+    real_read = faces._FrameStream.read
 
-    def counting_read(path, *args):
-        calls.append(Path(path).name)
-        return real_read(path, *args)
+    def counting_read(stream):
+        calls.append(Path(stream.path).name)
+        return real_read(stream)
 
-    monkeypatch.setattr(faces, "_read_video", counting_read)
+    monkeypatch.setattr(faces._FrameStream, "read", counting_read)
     options = dict(frames_per_video=4, device="cpu", progress=False)
     assert extract_faces(dataset, "smoke", **options) == manifest
     assert calls == []  # everything cached
@@ -256,3 +256,107 @@ def test_settings_have_their_own_folder_and_typos_are_caught(dataset):
 def test_missing_manifest_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="extract_faces"):
         load_manifest(tmp_path / "manifest.parquet")
+
+
+# -- reading while detecting -------------------------------------------------------------------
+
+def test_reading_plan_reads_two_videos_on_a_cpu_and_more_beside_a_gpu():
+    assert faces.reading_plan("cpu", cores=2) == {"readers": 2, "threads": 2}
+    assert faces.reading_plan("cpu", cores=1)["threads"] == 1
+    plan = faces.reading_plan("cuda", cores=16)
+    assert plan["readers"] == 4 and plan["threads"] == 4
+    assert faces.reading_plan("cuda", cores=1)["threads"] == 1
+
+
+def test_frame_queue_is_bounded_and_a_cancelled_reader_stops(dataset):
+    import threading
+
+    stream = faces._FrameStream(dataset / "real.mp4", 8, "pyav", 1, depth=2)
+    worker = threading.Thread(target=stream.read)
+    worker.start()
+    kind, info, indices = stream.next_message()
+    assert kind == "info" and len(indices) == 8
+    worker.join(timeout=1.0)
+    assert worker.is_alive() and stream.queue.qsize() == 2  # waits for room instead of decoding on
+    stream.cancelled.set()
+    worker.join(timeout=5.0)
+    assert not worker.is_alive()
+
+
+def test_decoder_failing_after_some_frames_marks_only_that_video(dataset, monkeypatch):
+    from helpers import video_frames
+
+    real_iter = video_frames.iter_frames_by_index
+
+    def failing_on_fake(path, indices, *args):
+        for k, item in enumerate(real_iter(path, indices, *args)):
+            if Path(path).name == "fake.mp4" and k == 2:
+                raise video_frames.VideoReadError("fake.mp4 could not be read as a video (cut short)")
+            yield item
+
+    monkeypatch.setattr(video_frames, "iter_frames_by_index", failing_on_fake)
+    with pytest.warns(UserWarning, match="cut short"):
+        manifest = extract_faces(dataset, "smoke", frames_per_video=5, device="cpu", progress=False)
+    df = load_manifest(manifest, only_faces=False)
+    fake = df[df["video"] == "fake.mp4"]
+    assert len(fake) == 1 and fake["status"].iloc[0] == "unreadable" and "cut short" in fake["reason"].iloc[0]
+    assert (df.loc[df["video"] == "real.mp4", "status"] == "ok").sum() == 5
+
+
+def test_reader_dying_without_a_reason_is_reported_not_waited_for(dataset, monkeypatch):
+    from helpers import video_frames
+
+    class Crash(BaseException):
+        pass
+
+    def crashing(path, *args, **kwargs):
+        raise Crash("decoder thread died")
+
+    monkeypatch.setattr(video_frames, "probe_video", crashing)
+    with pytest.warns(UserWarning, match="reading stopped unexpectedly"):
+        manifest = extract_faces(dataset, "smoke", frames_per_video=6, device="cpu", progress=False)
+    df = load_manifest(manifest, only_faces=False)
+    present = df[df["video"] != "gone.mp4"]
+    assert present["status"].eq("unreadable").all() and present["reason"].str.contains("decoder thread died").all()
+
+
+def test_interrupted_run_keeps_finished_videos_and_resumes(dataset, monkeypatch):
+    options = dict(frames_per_video=3, device="cpu", progress=False)
+    calls = []
+    real_detect = FaceDetector.detect
+
+    def failing_third_time(self, frames):
+        calls.append(len(frames))
+        if len(calls) == 3:
+            raise RuntimeError("interrupted")
+        return real_detect(self, frames)
+
+    monkeypatch.setattr(FaceDetector, "detect", failing_third_time)
+    with pytest.raises(RuntimeError, match="interrupted"):  # and no hang: the readers are told to stop
+        extract_faces(dataset, "smoke", **options)
+    from helpers.data_sources import load_dataset
+
+    order = load_dataset(dataset, probe=False)["name"].tolist()
+    readable = [name for name in order if name in ("real.mp4", "fake.mp4", "empty.mp4", "phone.mp4")]
+    finished = order[:order.index(readable[2])]  # everything before the video whose detection failed
+    parts = faces.faces_dir(dataset, "smoke", **options) / "parts"
+    assert sorted(p.name for p in parts.glob("*.parquet")) == sorted(f"{name}.parquet" for name in finished)
+
+    monkeypatch.setattr(FaceDetector, "detect", real_detect)
+    reads = []
+    real_read = faces._FrameStream.read
+    monkeypatch.setattr(faces._FrameStream, "read", lambda stream: (reads.append(Path(stream.path).name),
+                                                                    real_read(stream))[1])
+    manifest = extract_faces(dataset, "smoke", **options)
+    assert sorted(reads) == sorted(set(order) - set(finished))
+    df = load_manifest(manifest, only_faces=False)
+    assert df.groupby("video").size()[["real.mp4", "fake.mp4", "empty.mp4", "phone.mp4"]].eq(3).all()
+
+
+def test_crop_rows_keep_faces_and_name_missing_columns():
+    table = pd.DataFrame({"video": ["a", "a", "b"], "crop_path": ["x.png", None, "y.png"],
+                          "status": ["ok", "no_face", "unreadable"], "target": [0, 0, 1]})
+    assert faces.crop_rows(table, ["video", "target"])["crop_path"].tolist() == ["x.png"]
+    assert len(faces.crop_rows(table.drop(columns=["status"]))) == 2
+    with pytest.raises(ValueError, match=r"\['split'\].*extract_faces"):
+        faces.crop_rows(table, ["video", "split"])

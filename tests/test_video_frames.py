@@ -193,3 +193,13 @@ def test_missing_file_and_bad_backend(tmp_path, videos):
         read_frames(tmp_path / "nope.mp4", [0])
     with pytest.raises(ValueError, match="backend"):
         read_frames(videos["plain"], [0], backend="magic")
+
+
+def test_frames_come_one_by_one_in_index_order_and_reading_can_stop_early(videos):
+    frames = video_frames.iter_frames_by_index(videos["plain"], [25, 3, 14])
+    first = next(frames)
+    assert first[0] == 3 and index_of(first[1]) == 3
+    assert [(i, index_of(f)) for i, f in frames] == [(14, 14), (25, 25)]
+    early = video_frames.iter_frames_by_index(videos["keyframes"], [0, 10, 20])
+    next(early)
+    early.close()  # closes the file; nothing else is decoded

@@ -260,16 +260,17 @@ class FaceDetector:
 
     # -- public --------------------------------------------------------------------------------
 
-    def detect(self, frames):
+    def detect(self, frames, threads: int | None = None):
         """Faces in each frame, most confident first.
 
         ``frames``: a list of RGB images (arrays or PIL images, any sizes) or a
         (N, H, W, 3) array -> a list with, per frame, a list of :class:`Face`.
-        A single image (H, W, 3) -> the list of its faces.
+        A single image (H, W, 3) -> the list of its faces. ``threads``: CPU
+        threads for this call (None = ``self.threads``).
         """
         single = isinstance(frames, np.ndarray) and frames.ndim in (2, 3) or hasattr(frames, "convert")
         images = [_as_rgb(frames)] if single else [_as_rgb(f) for f in frames]
-        found = self.detect_boxes(images)
+        found = self.detect_boxes(images, threads=threads)
         result = []
         for image, (boxes, probs, points) in zip(images, found):
             faces = []
@@ -291,7 +292,7 @@ class FaceDetector:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
 
-    def detect_boxes(self, images: list) -> list:
+    def detect_boxes(self, images: list, threads: int | None = None) -> list:
         """Per image ``(boxes (N, 4), probs (N,), landmarks (N, 5, 2))`` in full-resolution pixels,
         most confident first. ``images`` are RGB uint8 arrays."""
         scaled, scales = [], []
@@ -303,7 +304,7 @@ class FaceDetector:
         groups: dict = {}
         for i, image in enumerate(scaled):  # the networks take equal-size images together
             groups.setdefault(image.shape, []).append(i)
-        with self._cpu_threads():
+        with self._cpu_threads(threads):
             for members in groups.values():
                 for start in range(0, len(members), self.batch_size):
                     chunk = members[start:start + self.batch_size]
@@ -324,13 +325,14 @@ class FaceDetector:
     # -- the cascade ---------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _cpu_threads(self):
+    def _cpu_threads(self, threads: int | None = None):
         import torch
 
+        threads = self.threads if threads is None else max(1, int(threads))
         before = torch.get_num_threads()
-        change = self.device.type == "cpu" and before != self.threads
+        change = self.device.type == "cpu" and before != threads
         if change:
-            torch.set_num_threads(self.threads)
+            torch.set_num_threads(threads)
         try:
             yield
         finally:
@@ -548,6 +550,24 @@ def _write_parquet_atomic(df, path: Path) -> None:
     os.replace(tmp, path)
 
 
+class _ReaderLoad:
+    """How many reader threads are decoding right now (not waiting for room in a queue, not done)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.busy = 0
+
+    @contextlib.contextmanager
+    def counted(self, step: int = 1):
+        with self._lock:
+            self.busy += step
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.busy -= step
+
+
 class _FrameStream:
     """One video read in a worker thread and handed over frame by frame.
 
@@ -560,8 +580,10 @@ class _FrameStream:
     ("end", seconds spent reading) or (status, reason) when the video cannot be used.
     """
 
-    def __init__(self, path: str, n_frames: int, backend: str, threads: int | None, depth: int):
+    def __init__(self, path: str, n_frames: int, backend: str, threads: int | None, depth: int,
+                 load: _ReaderLoad | None = None):
         self.path, self.n_frames, self.backend, self.threads = str(path), int(n_frames), backend, threads
+        self.load = load or _ReaderLoad()  # shared by the readers of one run
         self.queue: queue.Queue = queue.Queue(maxsize=max(1, int(depth)))
         self.cancelled = threading.Event()
         self.future = None  # the worker's Future, once submitted
@@ -577,20 +599,30 @@ class _FrameStream:
                     return ("unreadable", f"{Path(self.path).name}: reading stopped unexpectedly ({error!r})")
 
     def _put(self, message) -> bool:
-        while not self.cancelled.is_set():
-            try:
-                self.queue.put(message, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
+        try:
+            self.queue.put_nowait(message)
+            return True
+        except queue.Full:
+            pass
+        with self.load.counted(-1):  # not decoding while it waits
+            while not self.cancelled.is_set():
+                try:
+                    self.queue.put(message, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
         return False  # the main thread gave up on this video (an error or Ctrl-C there)
 
     def read(self) -> None:
         """Runs in a worker thread."""
-        from . import video_frames
-
         if self.cancelled.is_set():
             return
+        with self.load.counted():
+            self._read()
+
+    def _read(self) -> None:
+        from . import video_frames
+
         path, spent = Path(self.path), 0.0
         tick = time.perf_counter()
         try:
@@ -635,7 +667,10 @@ def _detect_stream(stream: _FrameStream, detector: FaceDetector) -> _VideoFaces:
     batch: list = []
 
     def flush():
-        for (index, frame), found in zip(batch, detector.detect([frame for _, frame in batch])):
+        # Cores no reader is decoding on go to detection too: with small videos the readers
+        # are mostly done or waiting, with 1080p ones they keep their cores busy.
+        threads = max(detector.threads, (os.cpu_count() or 1) - stream.load.busy)
+        for (index, frame), found in zip(batch, detector.detect([frame for _, frame in batch], threads=threads)):
             result.faces[index] = found
             result.sizes[index] = (frame.shape[1], frame.shape[0])
         batch.clear()
@@ -792,7 +827,8 @@ def extract_faces(dataset_dir, profile: str = "standard", **overrides) -> Path:
         n_frames, backend = int(settings["frames_per_video"]), settings["backend"]
         plan = reading_plan(detector.device.type)
         depth = max(2 * detector.batch_size, 16)  # decoded frames allowed to wait, per video being read
-        streams = [_FrameStream(v["path"], n_frames, backend, plan["threads"], depth) for v in todo]
+        load = _ReaderLoad()
+        streams = [_FrameStream(v["path"], n_frames, backend, plan["threads"], depth, load) for v in todo]
         with concurrent.futures.ThreadPoolExecutor(max_workers=plan["readers"],
                                                    thread_name_prefix="video-reader") as readers:
             try:

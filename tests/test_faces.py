@@ -268,7 +268,7 @@ def test_reading_plan_reads_two_videos_on_a_cpu_and_more_beside_a_gpu():
     assert faces.reading_plan("cuda", cores=1)["threads"] == 1
 
 
-def test_frame_queue_is_bounded_and_a_cancelled_reader_stops(dataset):
+def test_frame_queue_is_bounded_and_a_cancelled_reader_stops(dataset):  # and counts as not busy
     import threading
 
     stream = faces._FrameStream(dataset / "real.mp4", 8, "pyav", 1, depth=2)
@@ -278,6 +278,7 @@ def test_frame_queue_is_bounded_and_a_cancelled_reader_stops(dataset):
     assert kind == "info" and len(indices) == 8
     worker.join(timeout=1.0)
     assert worker.is_alive() and stream.queue.qsize() == 2  # waits for room instead of decoding on
+    assert stream.load.busy == 0  # a reader waiting for room leaves its core to detection
     stream.cancelled.set()
     worker.join(timeout=5.0)
     assert not worker.is_alive()
@@ -325,11 +326,11 @@ def test_interrupted_run_keeps_finished_videos_and_resumes(dataset, monkeypatch)
     calls = []
     real_detect = FaceDetector.detect
 
-    def failing_third_time(self, frames):
+    def failing_third_time(self, frames, **options):
         calls.append(len(frames))
         if len(calls) == 3:
             raise RuntimeError("interrupted")
-        return real_detect(self, frames)
+        return real_detect(self, frames, **options)
 
     monkeypatch.setattr(FaceDetector, "detect", failing_third_time)
     with pytest.raises(RuntimeError, match="interrupted"):  # and no hang: the readers are told to stop

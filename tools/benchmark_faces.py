@@ -247,7 +247,7 @@ def main(argv=None) -> int:
               f"{', '.join(f'{t}: {s:.2f}' for t, s in probe.items())} -> (a) uses {a['threads']})")
         print(line(f"(a) report's way, {a['threads']} torch thread(s)", a))
     plan = faces.reading_plan(torch.device(device).type)
-    print(line(f"(b) pipeline, {b['threads']} torch thread(s), {plan['readers']} readers", b))
+    print(line(f"(b) pipeline, {plan['readers']} readers + MTCNN on free cores", b))
     figures = {"hardware": hw, "device": device, "videos": [p.name for p in clips], "frames_per_video": args.frames,
                "pipeline": b, "pipeline_runs": runs_b, "baseline_runs": runs_a, "reading": read, "load_after": load()}
     if a is not None:

@@ -72,6 +72,19 @@ def check_profile(profile: str) -> str:
     return profile
 
 
+def apply_overrides(settings: dict, overrides: dict, what: str = "setting") -> dict:
+    """A copy of ``settings`` with ``overrides`` applied; names are case-insensitive, ``None`` keeps
+    the current value, and an unknown name is a ValueError listing the known ones (typos caught)."""
+    merged = dict(settings)
+    for name, value in overrides.items():
+        key = name.lower()
+        if key not in merged:
+            raise ValueError(f"Unknown {what} {name!r}; known: {', '.join(sorted(merged))}.")
+        if value is not None:
+            merged[key] = value
+    return merged
+
+
 def resolve_settings(defaults: dict, profile: str, verbose: bool = True, **overrides) -> SimpleNamespace:
     """Merge a notebook's per-profile defaults with its explicit parameters.
 
@@ -87,13 +100,7 @@ def resolve_settings(defaults: dict, profile: str, verbose: bool = True, **overr
     check_profile(profile)
     if profile not in defaults:
         raise ValueError(f"This notebook has no settings for profile {profile!r}.")
-    settings = dict(defaults[profile])
-    for name, value in overrides.items():
-        key = name.lower()
-        if key not in settings:
-            raise ValueError(f"Unknown setting {name!r}; known: {', '.join(sorted(settings))}.")
-        if value is not None:
-            settings[key] = value
+    settings = apply_overrides(defaults[profile], overrides)
     settings["profile"] = profile
     if verbose:
         width = max(len(k) for k in settings)

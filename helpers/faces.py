@@ -89,13 +89,8 @@ STATUSES = {
 def face_settings(profile: str = "standard", **overrides) -> dict:
     """The extraction settings of ``profile`` with ``overrides`` (``None`` = keep the profile's value)."""
     config.check_profile(profile)
-    settings = {**PROFILE_DEFAULTS[profile], **COMMON_DEFAULTS, **RUN_DEFAULTS}
-    for name, value in overrides.items():
-        key = name.lower()
-        if key not in settings:
-            raise ValueError(f"Unknown face-extraction setting {name!r}; known: {', '.join(sorted(settings))}.")
-        if value is not None:
-            settings[key] = value
+    settings = config.apply_overrides({**PROFILE_DEFAULTS[profile], **COMMON_DEFAULTS, **RUN_DEFAULTS},
+                                      overrides, what="face-extraction setting")
     settings["thresholds"] = tuple(float(t) for t in settings["thresholds"])
     if int(settings["frames_per_video"]) < 1 or int(settings["crop_size"]) < 8:
         raise ValueError("frames_per_video must be >= 1 and crop_size >= 8.")

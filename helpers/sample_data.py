@@ -51,6 +51,7 @@ import cv2
 import numpy as np
 
 from . import config
+from .explain import apply_transform, similarity_transform
 
 # ----------------------------------------------------------------------------
 # Settings per profile
@@ -381,27 +382,6 @@ def plan_swap(seed: int, target: Identity, donor_pool: list[Identity], strength:
 # Rendering
 # ----------------------------------------------------------------------------
 
-def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity transform (2x3) mapping points ``src`` onto ``dst`` (Umeyama)."""
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    s, d = src - mu_s, dst - mu_d
-    cov = d.T @ s / len(src)
-    u, sv, vt = np.linalg.svd(cov)
-    sign = np.ones(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[-1] = -1
-    rot = u @ np.diag(sign) @ vt
-    scale = (sv * sign).sum() / s.var(0).sum()
-    m = np.zeros((2, 3))
-    m[:, :2] = scale * rot
-    m[:, 2] = mu_d - m[:, :2] @ mu_s
-    return m
-
-
-def _apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    return pts @ m[:, :2].T + m[:, 2]
-
-
 def _compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """2x3 affine ``a`` after ``b``."""
     a3 = np.vstack([a, [0, 0, 1]])
@@ -496,7 +476,7 @@ def _swap_face(frame: np.ndarray, lm: np.ndarray, swap: SwapPlan, rng: np.random
     ang = jit[3] * 0.5
     rot = np.array([[math.cos(ang), -math.sin(ang)], [math.sin(ang), math.cos(ang)]])
     target = centre + (target - centre) @ rot.T
-    m = _similarity(donor_lm, target)
+    m = similarity_transform(donor_lm, target)
     # the mask: an ellipse over eyes, nose and mouth of the target face
     eyes_mid = (lm[0] + lm[1]) / 2
     mouth_mid = (lm[3] + lm[4]) / 2
@@ -579,7 +559,7 @@ def render_frames(plan: ClipPlan, swap: SwapPlan | None = None):
         cam = _camera(plan, t, scene_lm)
         frame = cv2.warpAffine(scene, cam, (plan.width, plan.height), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REPLICATE)
-        lm = _apply(cam, scene_lm) if plan.has_face else None
+        lm = apply_transform(cam, scene_lm) if plan.has_face else None
         if lm is not None:
             if swap is not None:
                 _swap_face(frame, lm, swap, jitter_rng)

@@ -115,6 +115,9 @@ def parse_metadata(data, where: str = "metadata.json") -> tuple[dict, list[str]]
             clean["split"] = entry["split"]
         if isinstance(entry.get("file"), str):
             clean["file"] = entry["file"]
+        for optional in ("method", "difficulty"):  # how a fake was made (the built-in sample records it)
+            if label == "FAKE" and isinstance(entry.get(optional), str) and entry[optional].strip():
+                clean[optional] = entry[optional].strip()
         entries[str(name)] = clean
     return entries, problems
 
@@ -144,6 +147,9 @@ def write_metadata(path, entries: dict) -> Path:
         out[name] = {"label": e["label"], "split": e.get("split"), "original": e.get("original")}
         if e.get("file") and e["file"] != name:
             out[name]["file"] = e["file"]
+        for optional in ("method", "difficulty"):
+            if e.get(optional):
+                out[name][optional] = e[optional]
     _write_json(path, out)
     return path
 
@@ -681,7 +687,8 @@ def safe_extract(archive, target_dir, prefix: str | None = None) -> Path:
 # The one entry point, and reading a dataset back
 # ----------------------------------------------------------------------------
 
-def prepare_dataset(source: str = "sample", profile: str = "standard", path=None, **options) -> Path:
+def prepare_dataset(source: str = "sample", profile: str = "standard", path=None, difficulty: str | None = None,
+                    **options) -> Path:
     """Make a dataset folder with ``metadata.json`` (DFDC format plus splits); cached, so cheap to call again.
 
     Args:
@@ -689,6 +696,8 @@ def prepare_dataset(source: str = "sample", profile: str = "standard", path=None
         profile: "smoke" | "standard" | "full": the sample's size; for kaggle/folder how many videos are used
             (``MAX_VIDEOS``; override with ``max_videos=``).
         path: your folder of videos (source="folder").
+        difficulty: the built-in sample's difficulty (``sample_data.DIFFICULTIES``; None = the profile's);
+            the other sources ignore it, their fakes are what they are.
         **options: sample: any setting of :func:`helpers.sample_data.sample_settings` (``seed``, ``n_real``,
             ``width``...) and ``progress``; kaggle/folder: ``seed``, ``fractions``, ``max_videos``,
             ``skip_bad`` (leave bad videos out instead of stopping), ``keep_splits`` (folder: use the
@@ -700,7 +709,7 @@ def prepare_dataset(source: str = "sample", profile: str = "standard", path=None
     config.check_profile(profile)
     source = (source or "sample").lower()
     if source == "sample":
-        return _prepare_sample(profile, **options)
+        return _prepare_sample(profile, difficulty=difficulty, **options)
     seed = options.pop("seed", None)
     seed = DEFAULT_SEED if seed is None else int(seed)
     fractions = tuple(options.pop("fractions", DEFAULT_FRACTIONS))
@@ -765,8 +774,12 @@ def _video_root(dataset_dir: Path) -> Path:
 
 def load_dataset(dataset_dir, probe: bool = True):
     """One row per video: name, path (absolute), label, target (1 = FAKE), split, original,
-    and (``probe=True``, cached in ``video_info.json``) width, height, orientation, fps,
-    n_frames, duration_s, size_bytes."""
+    method and difficulty, and (``probe=True``, cached in ``video_info.json``) width, height,
+    orientation, fps, n_frames, duration_s, size_bytes.
+
+    ``method`` is how a fake was made where the metadata says so (the built-in
+    sample does), ``"unknown"`` for other fakes and ``"real"`` for real videos;
+    ``difficulty`` is the metadata's word for it, or None."""
     import pandas as pd
 
     dataset_dir = Path(dataset_dir)
@@ -775,10 +788,14 @@ def load_dataset(dataset_dir, probe: bool = True):
     rows = []
     for name in sorted(entries):
         e = entries[name]
+        fake = e["label"] == "FAKE"
         rows.append({"name": name, "path": str((root / e.get("file", name)).resolve()), "label": e["label"],
-                     "target": int(e["label"] == "FAKE"), "split": e.get("split"), "original": e.get("original")})
-    df = pd.DataFrame(rows, columns=["name", "path", "label", "target", "split", "original"])
-    df["original"] = pd.Series([r["original"] for r in rows], index=df.index, dtype=object)  # None, not NaN
+                     "target": int(fake), "split": e.get("split"), "original": e.get("original"),
+                     "method": e.get("method", "unknown") if fake else "real", "difficulty": e.get("difficulty")})
+    columns = ["name", "path", "label", "target", "split", "original", "method", "difficulty"]
+    df = pd.DataFrame(rows, columns=columns)
+    for column in ("original", "difficulty"):  # None, not NaN
+        df[column] = pd.Series([r[column] for r in rows], index=df.index, dtype=object)
     if not probe or df.empty:
         return df
     info_path = dataset_dir / "video_info.json"

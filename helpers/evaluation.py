@@ -14,10 +14,14 @@ from sklearn import metrics as skm
 EPSILON = 1e-7  # probabilities are clipped to [eps, 1 - eps] before the log loss
 
 
-def binary_metrics(labels, probabilities, threshold: float = 0.5) -> dict:
+def binary_metrics(labels, probabilities, threshold: float = 0.5, ci: bool = False, groups=None,
+                   n_boot: int = 1000, seed: int = 0) -> dict:
     """Accuracy, balanced accuracy, ROC AUC, log loss and the confusion matrix.
 
     ROC AUC is ``None`` when only one class is present (it is undefined then).
+    ``ci=True`` adds a bootstrap 95 % confidence interval for accuracy, ROC AUC
+    and log loss (``accuracy_ci`` = ``[low, high]`` ...); see :func:`bootstrap_ci`,
+    which also explains ``groups`` (resample whole videos, not single frames).
     """
     y = np.asarray(labels, dtype=int).ravel()
     p = np.clip(np.asarray(probabilities, dtype=float).ravel(), EPSILON, 1 - EPSILON)
@@ -27,7 +31,7 @@ def binary_metrics(labels, probabilities, threshold: float = 0.5) -> dict:
         raise ValueError("No predictions to evaluate.")
     predicted = (p >= threshold).astype(int)
     both_classes = len(np.unique(y)) == 2
-    return {
+    result = {
         "n": int(y.size),
         "accuracy": float(skm.accuracy_score(y, predicted)),
         "balanced_accuracy": float(skm.balanced_accuracy_score(y, predicted)) if both_classes
@@ -37,6 +41,128 @@ def binary_metrics(labels, probabilities, threshold: float = 0.5) -> dict:
         # rows: true REAL, FAKE; columns: predicted REAL, FAKE
         "confusion_matrix": skm.confusion_matrix(y, predicted, labels=[0, 1]).tolist(),
     }
+    if ci:
+        for metric in ("accuracy", "roc_auc", "log_loss"):
+            interval = bootstrap_ci(y, p, metric, groups=groups, n_boot=n_boot, seed=seed, threshold=threshold)
+            result[f"{metric}_ci"] = [interval["low"], interval["high"]]
+        result.update(ci_level=0.95, n_boot=int(n_boot), ci_unit="group" if groups is not None else "row")
+    return result
+
+
+# ----------------------------------------------------------------------------
+# Confidence intervals: how much would the score move on another test set?
+# ----------------------------------------------------------------------------
+
+def _auc_from_ranks(y: np.ndarray, p: np.ndarray) -> float:
+    """ROC AUC via the rank-sum (Mann-Whitney U) formula; ties count one half."""
+    from scipy.stats import rankdata
+
+    n_pos = int(y.sum())
+    n_neg = y.size - n_pos
+    ranks = rankdata(p)
+    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _metric_value(metric: str, y: np.ndarray, p: np.ndarray, threshold: float) -> float | None:
+    if metric == "accuracy":
+        return float(((p >= threshold).astype(int) == y).mean())
+    if metric == "roc_auc":
+        return _auc_from_ranks(y, p) if 0 < y.sum() < y.size else None
+    if metric == "log_loss":
+        q = np.clip(p, EPSILON, 1 - EPSILON)
+        return float(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q)))
+    raise ValueError(f"Unknown metric {metric!r}; choose accuracy, roc_auc or log_loss.")
+
+
+def bootstrap_ci(labels, probabilities, metric: str = "roc_auc", groups=None, n_boot: int = 1000,
+                 level: float = 0.95, seed: int = 0, threshold: float = 0.5) -> dict:
+    """A percentile bootstrap confidence interval for ``metric`` (accuracy, roc_auc or log_loss).
+
+    The test set is resampled with replacement ``n_boot`` times, separately
+    within REAL and within FAKE (a stratified bootstrap: every resample keeps
+    both classes, so the AUC is always defined), and the metric recomputed
+    each time; the interval holds the middle ``level`` of those values.
+
+    ``groups`` (e.g. the video of each face) resamples whole groups instead of
+    rows: faces of one video are near-copies, so treating 16 faces of a video
+    as 16 independent samples would make a frame-level interval far too
+    narrow. Each group must hold one label (true for videos).
+
+    Returns ``{"value", "low", "high", "level", "n", "n_boot"}``; ``n`` counts
+    rows (or groups). With a single class, AUC's value and bounds are None.
+
+    >>> ci = bootstrap_ci([0, 0, 0, 1, 1, 1], [0.1, 0.4, 0.35, 0.8, 0.3, 0.9], "roc_auc", n_boot=200)
+    >>> round(ci["value"], 3), ci["low"] <= ci["value"] <= ci["high"]
+    (0.778, True)
+    """
+    y = np.asarray(labels, dtype=int).ravel()
+    p = np.asarray(probabilities, dtype=float).ravel()
+    if y.shape != p.shape or y.size == 0:
+        raise ValueError(f"{y.size} labels and {p.size} probabilities: need the same, non-zero number.")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, got {level}.")
+    value = _metric_value(metric, y, p, threshold)
+    if groups is None:
+        units = [np.array([i]) for i in range(y.size)]
+    else:
+        g = pd.Series(np.asarray(groups).ravel())
+        if g.size != y.size:
+            raise ValueError(f"{g.size} group names for {y.size} labels.")
+        units = [np.asarray(ix) for ix in g.groupby(g, sort=True).indices.values()]
+    unit_label = np.array([y[ix[0]] for ix in units])
+    if groups is not None and any(len(set(y[ix])) > 1 for ix in units):
+        raise ValueError("A group holds both labels; groups must be videos (one label each).")
+    result = {"value": value, "low": None, "high": None, "level": level, "n": len(units), "n_boot": int(n_boot)}
+    if value is None or n_boot < 1:
+        return result
+    rng = np.random.default_rng(seed)
+    by_class = [np.flatnonzero(unit_label == c) for c in (0, 1)]
+    draws = []
+    for _ in range(int(n_boot)):
+        picked = np.concatenate([rng.choice(ix, size=ix.size, replace=True) for ix in by_class if ix.size])
+        rows = np.concatenate([units[u] for u in picked])
+        m = _metric_value(metric, y[rows], p[rows], threshold)
+        if m is not None:
+            draws.append(m)
+    low, high = np.quantile(draws, [(1 - level) / 2, 1 - (1 - level) / 2])
+    result.update(low=float(low), high=float(high))
+    return result
+
+
+def format_with_ci(metrics: dict, metric: str = "roc_auc", digits: int = 3) -> str:
+    """``"0.812 [0.701, 0.905]"`` from a :func:`binary_metrics` result made with ``ci=True``."""
+    value, interval = metrics.get(metric), metrics.get(f"{metric}_ci")
+    if value is None:
+        return "n/a"
+    text = f"{value:.{digits}f}"
+    if interval and interval[0] is not None:
+        text += f" [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
+    return text
+
+
+def metrics_by_group(table: pd.DataFrame, by: str, score_column: str = "prob_fake", label_column: str = "label",
+                     real_value=None, ci: bool = True, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Metrics per value of column ``by`` (e.g. the manipulation ``method`` of each fake).
+
+    A per-method AUC needs both classes, yet a method only exists for fakes:
+    each group's fakes are scored against *all* the reals of the table (the
+    rows whose ``by`` equals ``real_value``, or whose label is 0 when
+    ``real_value`` is None). One row per fake group: n_fake, n_real, roc_auc
+    (with its CI), the share of those fakes called FAKE (recall at 0.5) and
+    their mean score.
+    """
+    labels = table[label_column].to_numpy().astype(int)
+    is_real = (table[by] == real_value).to_numpy() if real_value is not None else labels == 0
+    reals = table[is_real]
+    rows = []
+    for group, fakes in table[~is_real].groupby(by, sort=True):
+        both = pd.concat([reals, fakes])
+        m = binary_metrics(both[label_column], both[score_column], ci=ci, n_boot=n_boot, seed=seed)
+        scores = fakes[score_column].to_numpy(dtype=float)
+        rows.append({by: group, "n_fake": len(fakes), "n_real": len(reals), "roc_auc": m["roc_auc"],
+                     "roc_auc_ci": m.get("roc_auc_ci"), "detected": float((scores >= 0.5).mean()),
+                     "mean_score": float(scores.mean())})
+    return pd.DataFrame(rows, columns=[by, "n_fake", "n_real", "roc_auc", "roc_auc_ci", "detected", "mean_score"])
 
 
 def aggregate_mean(probabilities) -> float:

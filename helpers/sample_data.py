@@ -60,14 +60,16 @@ from .explain import apply_transform, similarity_transform
 SAMPLE_PROFILES = {
     # a handful of tiny clips: seconds to make, used by every smoke test
     "smoke": dict(n_real=4, n_fake=4, n_noface=1, width=320, height=240, seconds=1.0, fps=30,
-                  portrait_fraction=0.25, n_identities=4),
+                  portrait_fraction=0.25, n_identities=4, difficulty="easy"),
     # enough for a randomly initialised CNN to learn something measurable on a laptop CPU
     "standard": dict(n_real=50, n_fake=50, n_noface=1, width=640, height=360, seconds=(2.0, 3.0), fps=30,
-                     portrait_fraction=0.2, n_identities=16),
+                     portrait_fraction=0.2, n_identities=16, difficulty="easy"),
     # more and larger clips (DFDC's 1920x1080 halved)
     "full": dict(n_real=150, n_fake=150, n_noface=2, width=960, height=540, seconds=(3.0, 4.0), fps=30,
-                 portrait_fraction=0.2, n_identities=32),
+                 portrait_fraction=0.2, n_identities=32, difficulty="easy"),
 }
+# How hard the fakes are to tell from the reals; "easy" is the first generator's behaviour.
+DIFFICULTIES = ("easy",)
 DEFAULT_SEED = 42
 GENERATOR_VERSION = 2  # bump when the generator's output changes, so cached samples are remade
 
@@ -85,6 +87,9 @@ def sample_settings(profile: str = "standard", **overrides) -> dict:
             raise ValueError(f"Unknown sample setting {key!r}; known: {', '.join(sorted(settings))}.")
         if value is not None:
             settings[key] = value
+    if settings["difficulty"] not in DIFFICULTIES:
+        raise ValueError(f"Unknown sample difficulty {settings['difficulty']!r}; choose one of "
+                         f"{', '.join(DIFFICULTIES)}.")
     if isinstance(settings["seconds"], list):
         settings["seconds"] = tuple(settings["seconds"])
     _check_size(settings["width"], settings["height"])

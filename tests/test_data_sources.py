@@ -456,3 +456,20 @@ def test_subset_keeps_every_split_mixed():
             assert {e["label"] for e in chosen.values() if e["split"] == split} == {"REAL", "FAKE"}, (n, split)
         assert all(chosen[k] is entries[k] for k in chosen)
     assert ds._subset(entries, None, seed=1) is entries
+
+
+def test_method_and_difficulty_round_trip_for_fakes_only(tmp_path):
+    tiny_video(tmp_path / "a.mp4")
+    tiny_video(tmp_path / "b.mp4", value=1)
+    tiny_video(tmp_path / "c.mp4", value=2)
+    ds.write_metadata(tmp_path / "metadata.json", {
+        "a.mp4": {"label": "REAL", "split": "train", "method": "ignored-for-reals"},
+        "b.mp4": {"label": "FAKE", "split": "train", "original": "a.mp4", "method": "self-blend", "difficulty": "hard"},
+        "c.mp4": {"label": "FAKE", "split": "test", "original": "a.mp4"},
+    })
+    written = json.loads((tmp_path / "metadata.json").read_text())
+    assert written["b.mp4"]["method"] == "self-blend" and "method" not in written["c.mp4"]
+    df = ds.load_dataset(tmp_path, probe=False).set_index("name")
+    assert df.loc["a.mp4", "method"] == "real" and df.loc["a.mp4", "difficulty"] is None
+    assert df.loc["b.mp4", "method"] == "self-blend" and df.loc["b.mp4", "difficulty"] == "hard"
+    assert df.loc["c.mp4", "method"] == "unknown"

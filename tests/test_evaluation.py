@@ -63,3 +63,60 @@ def test_video_scores_and_two_level_evaluation():
 def test_roc_points_span_unit_square():
     pts = evaluation.roc_points([0, 1, 0, 1], [0.1, 0.9, 0.3, 0.6])
     assert pts["fpr"][0] == 0 and pts["tpr"][-1] == 1
+
+
+def test_bootstrap_interval_contains_value_and_narrows_with_n():
+    rng = np.random.default_rng(0)
+    small_y = np.repeat([0, 1], 10)
+    small_p = np.clip(small_y * 0.3 + rng.uniform(0, 0.7, small_y.size), 0, 1)
+    big_y = np.repeat([0, 1], 200)
+    big_p = np.clip(big_y * 0.3 + rng.uniform(0, 0.7, big_y.size), 0, 1)
+    small = evaluation.bootstrap_ci(small_y, small_p, "roc_auc", n_boot=300)
+    big = evaluation.bootstrap_ci(big_y, big_p, "roc_auc", n_boot=300)
+    for ci in (small, big):
+        assert ci["low"] <= ci["value"] <= ci["high"]
+    assert (big["high"] - big["low"]) < 0.6 * (small["high"] - small["low"])
+    assert small["n"] == 20 and big["n"] == 400
+
+
+def test_rank_auc_equals_sklearn_with_ties():
+    from sklearn.metrics import roc_auc_score
+
+    y = np.array([0, 1, 0, 1, 1, 0, 1, 0])
+    p = np.array([0.2, 0.2, 0.5, 0.9, 0.5, 0.1, 0.7, 0.7])
+    assert evaluation.bootstrap_ci(y, p, "roc_auc", n_boot=0)["value"] == pytest.approx(roc_auc_score(y, p))
+
+
+def test_grouped_bootstrap_is_wider_than_pretending_frames_are_independent():
+    # 10 videos x 20 near-identical faces: the faces add no information beyond their video
+    rng = np.random.default_rng(1)
+    video_y = np.repeat([0, 1], 5)
+    video_p = np.clip(0.5 + (video_y - 0.5) * 0.3 + rng.normal(0, 0.2, 10), 0.01, 0.99)
+    y, p, g = np.repeat(video_y, 20), np.repeat(video_p, 20) + rng.normal(0, 0.01, 200), np.repeat(np.arange(10), 20)
+    rows = evaluation.bootstrap_ci(y, p, "roc_auc", n_boot=300)
+    videos = evaluation.bootstrap_ci(y, p, "roc_auc", groups=g, n_boot=300)
+    assert videos["n"] == 10 and rows["n"] == 200
+    assert (videos["high"] - videos["low"]) > 2 * (rows["high"] - rows["low"])
+    with pytest.raises(ValueError, match="both labels"):
+        evaluation.bootstrap_ci([0, 1], [0.2, 0.8], groups=["a", "a"])
+
+
+def test_binary_metrics_with_ci_and_format():
+    m = evaluation.binary_metrics([0, 0, 0, 1, 1, 1], [0.1, 0.4, 0.35, 0.8, 0.3, 0.9], ci=True, n_boot=200)
+    assert m["roc_auc_ci"][0] <= m["roc_auc"] <= m["roc_auc_ci"][1]
+    assert m["accuracy_ci"][0] <= m["accuracy"] <= m["accuracy_ci"][1]
+    assert m["ci_level"] == 0.95 and m["n_boot"] == 200
+    text = evaluation.format_with_ci(m)
+    assert text.startswith(f"{m['roc_auc']:.3f} [") and text.endswith("]")
+
+
+def test_metrics_by_group_scores_each_method_against_all_reals():
+    table = pd.DataFrame({
+        "label": [0, 0, 0, 0, 1, 1, 1, 1],
+        "method": ["real"] * 4 + ["easy"] * 2 + ["hard"] * 2,
+        "prob_fake": [0.1, 0.2, 0.3, 0.4, 0.9, 0.8, 0.25, 0.15],
+    })
+    out = evaluation.metrics_by_group(table, "method", n_boot=100).set_index("method")
+    assert list(out.index) == ["easy", "hard"]
+    assert out.loc["easy", "roc_auc"] == 1.0 and out.loc["easy", "detected"] == 1.0
+    assert out.loc["hard", "roc_auc"] == pytest.approx(3 / 8) and out.loc["hard", "n_real"] == 4

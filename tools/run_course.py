@@ -69,6 +69,8 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", default="standard", choices=config.PROFILES)
     parser.add_argument("--source", default="sample", choices=["sample", "kaggle", "folder"])
     parser.add_argument("--data-path", default=None, help="your folder of videos (with --source folder)")
+    parser.add_argument("--difficulty", default=None,
+                        help="the built-in sample's difficulty (default: the profile's); see notebook 01")
     parser.add_argument("--pretrained", type=_bool, default=False,
                         help="load pretrained weights (downloads once); default False runs offline")
     parser.add_argument("--device", default="auto")
@@ -77,6 +79,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     parameters = {"PROFILE": args.profile, "DATA_SOURCE": args.source, "DATA_PATH": args.data_path,
+                  "SAMPLE_DIFFICULTY": args.difficulty,
                   "PRETRAINED": args.pretrained, "DEVICE": args.device}
     notebooks = course.course_notebooks()
     if args.only:

@@ -40,3 +40,16 @@ gpu-test: $(VENV)/.installed
 
 clean-runs:
 	rm -rf runs results
+
+# The course book, a classroom cache, student copies (see README):
+#   make book [PROFILE=smoke]   make prefetch CACHE=/shared/course-cache   make student
+.PHONY: book prefetch student
+
+book: $(VENV)/.installed
+	$(PY) tools/build_book.py $(if $(filter command line environment,$(origin PROFILE)),--profile $(PROFILE),)
+
+prefetch: $(VENV)/.installed
+	$(PY) tools/prefetch.py $(if $(CACHE),--cache $(CACHE),)
+
+student: $(VENV)/.installed
+	$(PY) tools/make_student.py

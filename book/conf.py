@@ -21,7 +21,7 @@ exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
 
 nb_execution_mode = "off"              # show what the course run computed; never execute here
-nb_ipywidgets_js = {}                  # widget state is not saved by papermill; do not load widget JS from a CDN
+nb_ipywidgets_js = {}                  # no widget JavaScript from a CDN: progress bars and the widget demo stay blank
 nb_merge_streams = True                # one block per cell for printed output, as in Jupyter
 myst_enable_extensions = ["dollarmath", "colon_fence"]
 myst_heading_anchors = 3

@@ -144,7 +144,7 @@ def bootstrap_cell_source(repository: str = COURSE_REPOSITORY, branch: str = COU
         "    sys.path.insert(0, COURSE)\n"
         "from helpers import environment\n"
         "\n"
-        "platform_info = environment.prepare_notebook_environment()\n"
+        "platform_info = environment.prepare_notebook_environment()"
     )
 
 

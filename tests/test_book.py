@@ -130,6 +130,7 @@ def book(smoke_runs, tmp_path_factory) -> dict:
     return result
 
 
+@pytest.mark.notebook
 def test_book_has_the_front_page_and_a_page_per_notebook(book):
     html = book["html"]
     assert book["notebooks"] == list(BOOK_NOTEBOOKS)

@@ -241,7 +241,7 @@ def test_setup_cell_goes_right_after_the_parameters_cell_once(tmp_path):
     for source in course.course_notebooks():
         notebook = tmp_path / source.name
         shutil.copyfile(source, notebook)
-        assert colab_links.write_notebook(notebook)
+        colab_links.write_notebook(notebook)
         assert not colab_links.write_notebook(notebook)  # a second run changes nothing
         nb = json.loads(notebook.read_text())
         tags = [c.get("metadata", {}).get("tags", []) for c in nb["cells"]]
@@ -252,7 +252,9 @@ def test_setup_cell_goes_right_after_the_parameters_cell_once(tmp_path):
         assert first_helpers_import == at + 1, source.name  # before anything imports the helpers
         assert len(nb["cells"][at + 1]["source"]) <= 30
         assert nb["metadata"]["accelerator"] == "GPU" and nb["metadata"]["colab"]["gpuType"] == "T4"
-        assert len(nb["cells"]) == len(json.loads(source.read_text())["cells"]) + 1
+        others = [c for c in json.loads(source.read_text())["cells"]
+                  if colab_links.BOOTSTRAP_TAG not in c.get("metadata", {}).get("tags", [])]
+        assert [c["source"] for c in nb["cells"] if c is not nb["cells"][at + 1]] == [c["source"] for c in others]
 
 
 def test_the_setup_cell_uses_a_classroom_cache_when_one_is_set(tmp_path, monkeypatch, capsys):
@@ -263,3 +265,26 @@ def test_the_setup_cell_uses_a_classroom_cache_when_one_is_set(tmp_path, monkeyp
     info = environment.prepare_notebook_environment("local")
     assert info["cache"]["ok"] is False and "does not exist" in info["cache"]["error"]
     assert "WARNING" in capsys.readouterr().out
+
+
+@pytest.mark.skipif("kaggle_dfdc_videos" not in Path(data_sources.__file__).read_text(),
+                    reason="data_sources.prepare_dataset does not look for attached Kaggle data yet "
+                           "(the two-line edit of issue 20)")
+def test_prepare_dataset_kaggle_reads_attached_data_in_place(tmp_path, monkeypatch):
+    """On Kaggle Notebooks: no credentials, no download, no copy; the split goes to the data folder."""
+    monkeypatch.setenv("DEEPFAKE_DATA_DIR", str(tmp_path / "working" / "data"))
+    for variable in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY"):
+        monkeypatch.delenv(variable, raising=False)
+    videos = _fake_kaggle_input(tmp_path / "kaggle")
+    monkeypatch.setattr(environment, "KAGGLE_ROOT", tmp_path / "kaggle")
+    _read_only(videos)
+    try:
+        def no_download(_):
+            raise AssertionError("attached data must not be downloaded")
+
+        dataset = data_sources.prepare_dataset("kaggle", "full", downloader=no_download)
+        table = data_sources.load_dataset(dataset)
+    finally:
+        _writable(videos)
+    assert len(table) == 6 and all(Path(p).parent == videos.resolve() for p in table["path"])
+    assert not list((tmp_path / "working").rglob("*.mp4"))

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import sys
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from helpers import inference
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tools"))
@@ -29,6 +32,8 @@ ROUNDS = 3            # bounded loop
 MAX_RSS_MB = 2500     # resident memory of the server, peak (VmHWM), at any time during the test
 MAX_GROWTH_MB = 200   # resident memory after the last round minus after the first
 REQUEST_TIMEOUT_S = 240
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +67,10 @@ def test_parallel_requests_are_answered_within_a_memory_bound(server, uploads):
     from gradio_client.exceptions import AppError
 
     url, pid, folder = server
+    with urllib.request.urlopen(url + "config", timeout=30) as response:  # the page states its limits
+        page = response.read().decode()
+    for limit in ("4096 x 2160", f"{inference.FRAMES_IN_MEMORY} at a time", f"{inference.MAX_N_FRAMES} frames"):
+        assert limit in page, limit
     client = client_for(url, folder)
 
     def request(k: int):

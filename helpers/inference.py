@@ -281,7 +281,8 @@ class _Verdict:
 class FacePrediction(_Verdict):
     """One detected face and what the model thinks of it."""
 
-    box: tuple                 # (x1, y1, x2, y2) in the picture's / frame's pixels
+    box: tuple                 # (x1, y1, x2, y2) in the pixels of the picture / of the analysed frame
+    #                            (video frames above WORK_FRAME_PIXELS are scaled down before analysis)
     detection_prob: float      # MTCNN's confidence that this is a face
     prob_fake: float           # the classifier's P(fake)
     crop: np.ndarray           # the face as the model saw it, RGB uint8

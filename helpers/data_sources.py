@@ -40,7 +40,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from . import config, safe_io
+from . import config, environment, safe_io
 
 LABELS = ("REAL", "FAKE")
 SPLITS = ("train", "val", "test")
@@ -1011,7 +1011,8 @@ def prepare_dataset(source: str = "sample", profile: str = "standard", path=None
         downloader = options.pop("downloader", None)
         _no_more(options)
         root = config.data_dir() / "kaggle"
-        videos = root / "train_sample_videos"
+        # Kaggle Notebooks with the competition's data attached: read it in place (read-only, no copy)
+        videos = environment.kaggle_dfdc_videos() or root / "train_sample_videos"
         if not videos.is_dir():
             archive = fetch_kaggle_archive(root / "download", downloader=downloader)
             print(f"Extracting {KAGGLE_PREFIX} from {archive.name} ...")

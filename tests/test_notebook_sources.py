@@ -22,7 +22,10 @@ from helpers import course
 
 TAG = "same-as:"
 # Which definitions each notebook must show (and keep equal to the helpers').
-REQUIRED: dict[str, set[str]] = {}
+REQUIRED: dict[str, set[str]] = {
+    "05_model_comparison": {"helpers.models_compare.CustomCNN", "helpers.models_compare.Meso4"},
+    "06_tta_gradcam": {"helpers.explain.gradcam_by_hand"},
+}
 
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:
@@ -97,3 +100,65 @@ def test_the_comparison_catches_a_changed_line():
     cell = "import torch\n\n@decorator\nclass Net:\n    pass\n\nprint(1)\n"
     assert top_level_definition(cell, "Net") == "@decorator\nclass Net:\n    pass"
     assert top_level_definition(cell, "Other") is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Behaviour: the notebook's definition, executed, does what the helper's does.
+# ---------------------------------------------------------------------------------------------
+
+def notebook_definition(notebook: str, qualified: str):
+    """Execute a tagged cell's imports and its definition of ``name`` in a fresh namespace; return the object.
+
+    Only the cell's ``import`` statements and the definition itself run (not the
+    lines that use it), so this needs no data and no earlier cell.
+    """
+    name = qualified.rsplit(".", 1)[-1]
+    sources = [source for nb, _, q, source in CASES if nb == notebook and q == qualified]
+    assert sources, f"{notebook} has no cell tagged {TAG}{qualified}"
+    tree = ast.parse(sources[0])
+    keep = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
+            or (isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == name)]
+    namespace: dict = {}
+    exec(compile(ast.Module(body=keep, type_ignores=[]), f"<{notebook}:{name}>", "exec"), namespace)
+    return namespace[name]
+
+
+@pytest.mark.parametrize("name, image_size", [("CustomCNN", 64), ("Meso4", 64), ("Meso4", 256)])
+def test_notebook_05_models_match_the_helpers(name, image_size):
+    import torch
+
+    from helpers import models_compare
+
+    shown = notebook_definition("05_model_comparison", f"helpers.models_compare.{name}")
+    options = {"image_size": image_size} if name == "Meso4" else {}
+    torch.manual_seed(0)
+    mine = shown(**options).eval()
+    torch.manual_seed(0)
+    theirs = getattr(models_compare, name)(**options).eval()
+    assert models_compare.count_parameters(mine) == models_compare.count_parameters(theirs)
+    if (name, image_size) == ("Meso4", 256):
+        assert models_compare.count_parameters(mine) == 27_977  # the MesoNet paper's count (arXiv:1809.00888)
+    # same seed, same initial weights; and the helper's class reads the notebook's checkpoint as is
+    assert all(torch.equal(a, b) for a, b in zip(mine.state_dict().values(), theirs.state_dict().values()))
+    theirs.load_state_dict(mine.state_dict())
+    x = torch.rand(3, 3, image_size, image_size)
+    with torch.no_grad():
+        assert torch.equal(mine(x), theirs(x))
+
+
+def test_notebook_06_gradcam_matches_the_helper_and_the_library():
+    import numpy as np
+    import torch
+
+    from helpers import explain, models_compare
+
+    by_hand = notebook_definition("06_tta_gradcam", "helpers.explain.gradcam_by_hand")
+    torch.manual_seed(0)
+    model = models_compare.Meso4(image_size=64).eval()
+    face = torch.rand(3, 64, 64)
+    layer = explain.default_target_layer(model)
+    mine = by_hand(model, face, layer)
+    assert mine.shape == (64, 64) and mine.std() > 0.01
+    np.testing.assert_array_equal(mine, explain.gradcam_by_hand(model, face, layer))
+    library = explain.gradcam_torch(model, face, target_layer=layer)[0]
+    assert float(np.abs(mine - library).max()) < 1e-4

@@ -120,3 +120,41 @@ def test_metrics_by_group_scores_each_method_against_all_reals():
     assert list(out.index) == ["easy", "hard"]
     assert out.loc["easy", "roc_auc"] == 1.0 and out.loc["easy", "detected"] == 1.0
     assert out.loc["hard", "roc_auc"] == pytest.approx(3 / 8) and out.loc["hard", "n_real"] == 4
+
+
+def test_metric_change_ci_is_paired_and_signed():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 40)
+    before = np.clip(0.5 + 0.15 * (labels - 0.5) + rng.normal(0, 0.2, 80), 0.01, 0.99)
+    same = evaluation.metric_change_ci(labels, before, before, "roc_auc", n_boot=200)
+    assert same["change"] == 0 and same["change_ci"] == [0.0, 0.0]
+    better = np.clip(before + 0.3 * (labels - 0.5), 0.01, 0.99)  # pushes every face the right way
+    auc = evaluation.metric_change_ci(labels, before, better, "roc_auc", n_boot=300)
+    assert auc["change"] > 0 and auc["change_ci"][0] > 0 and auc["n"] == 80
+    loss = evaluation.metric_change_ci(labels, before, better, "log_loss", n_boot=300)
+    assert loss["change"] < 0 and loss["change_ci"][1] < 0  # lower log loss: a negative change
+    videos = np.repeat(np.arange(16), 5)  # 16 "videos" of 5 faces, one label each
+    grouped = evaluation.metric_change_ci(labels, before, better, "roc_auc", groups=videos, n_boot=300)
+    assert grouped["n"] == 16 and grouped["change"] == pytest.approx(auc["change"])
+    with pytest.raises(ValueError, match="both labels"):
+        evaluation.metric_change_ci(labels, before, better, groups=np.zeros(80))
+    one_class = evaluation.metric_change_ci([1, 1], [0.2, 0.3], [0.4, 0.5], "roc_auc")
+    assert one_class["change"] is None
+
+
+def test_weighted_metrics_equal_the_metrics_of_the_resampled_rows():
+    """bootstrap draws are scored at once as row multiplicities: the same as copying the rows."""
+    from helpers.evaluation import _metric_value
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 50)
+    p = np.round(rng.random(50), 1)  # many ties
+    weights = rng.integers(0, 3, size=(20, 50))
+    weights[:, [np.flatnonzero(y == 0)[0], np.flatnonzero(y == 1)[0]]] += 1  # both classes in every draw
+    for metric in ("accuracy", "log_loss", "roc_auc"):
+        copied = [_metric_value(metric, y[np.repeat(np.arange(50), w)], p[np.repeat(np.arange(50), w)], 0.5)
+                  for w in weights]
+        np.testing.assert_allclose(evaluation._weighted_metric(metric, y, p, weights), copied, atol=1e-12)
+
+
+# ------------------------------------------------------------------ landmark alignment

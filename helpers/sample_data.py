@@ -654,7 +654,7 @@ def _plan_fake(seed: int, target: Identity, donor_pool: list[Identity], strength
         raise ValueError(f"Unknown manipulation method {method!r}; choose one of {', '.join(METHODS)}.")
     s = float(rng.uniform(*STRENGTH_RANGES[difficulty])) if strength is None else float(np.clip(strength, 0, 1))
     same_pose = [d for d in donor_pool if d != target and PHOTOS[d.photo].pose == PHOTOS[target.photo].pose]
-    others = same_pose or [d for d in donor_pool if d != target] or [target]
+    others = same_pose or [target]  # no other face in the same pose: the target's own photo, re-pasted
     self_blend = method == "self-blend"
     donor = target if self_blend else others[int(rng.integers(len(others)))]
     direction = rng.normal(size=3)
@@ -671,7 +671,7 @@ def _plan_fake(seed: int, target: Identity, donor_pool: list[Identity], strength
         feather=float(np.clip(0.3 - 0.2 * s + rng.uniform(-0.03, 0.03), 0.06, 0.35)),
         mask_size=mask_size,
         jitter=float((0.004 if method == "flicker" else 0.002) + 0.01 * s),
-        donor_blur=float(rng.uniform(0.4, 1.2) * (0.4 + s) if rng.random() < 0.6 else -rng.uniform(0.2, 0.6) * (0.4 + s))
+        donor_blur=float((rng.uniform(0.4, 1.2) if rng.random() < 0.6 else -rng.uniform(0.2, 0.6)) * (0.4 + s))
         if self_blend else 0.0,
         donor_colour=(float(rng.uniform(-4, 4) * (0.4 + s)), float(1 + rng.uniform(-0.15, 0.15) * (0.4 + s)),
                       float(1 + rng.uniform(-0.08, 0.08) * (0.4 + s))) if self_blend else (0.0, 1.0, 1.0),
@@ -1024,7 +1024,7 @@ def _donor_patch(clean: np.ndarray, lm: np.ndarray, unit: float, swap: SwapPlan,
     r = swap.resolution
     lw, lh = max(4, int(round(rw * r))), max(4, int(round(rh * r)))
     to_low = np.array([[lw / rw, 0, -x0 * lw / rw], [0, lh / rh, -y0 * lh / rh]])
-    patch = cv2.warpAffine(donor_img, _compose(to_low, m), (lw, lh), flags=cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR,
+    patch = cv2.warpAffine(donor_img, _compose(to_low, m), (lw, lh), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REFLECT)
     if (lw, lh) != (rw, rh):
         patch = cv2.resize(patch, (rw, rh), interpolation=cv2.INTER_LINEAR)

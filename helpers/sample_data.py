@@ -88,8 +88,11 @@ METHODS = ("identity-swap", "self-blend", "mouth", "eyes", "flicker")
 # Which part of the face each method changes (recorded per fake as its "region").
 METHOD_REGIONS = {"identity-swap": "face", "self-blend": "face", "mouth": "mouth", "eyes": "eyes",
                   "flicker": "face"}
-# How strong the traces of a fake are (0 hidden .. 1 obvious), drawn per fake.
-STRENGTH_RANGES = {"medium": (0.3, 0.95), "hard": (0.1, 0.65)}
+# How strong the traces of a fake are (0 hidden .. 1 obvious), drawn per fake. In "medium" the
+# traces also lean one way, as those of learned generators do: the pasted face a little smoother
+# and cleaner than the frame around it, its colours a little off. In "hard" they are weaker and
+# go either way (too smooth or too crisp, too clean or too noisy), so only inconsistency is left.
+STRENGTH_RANGES = {"medium": (0.45, 1.0), "hard": (0.1, 0.65)}
 DEFAULT_SEED = 42
 GENERATOR_VERSION = 3  # bump when the generator's output changes, so cached samples are remade
 
@@ -667,7 +670,8 @@ def _plan_fake(seed: int, target: Identity, donor_pool: list[Identity], strength
         seed=seed, donor=donor, donor_kind="self-blend" if self_blend else "identity", strength=s,
         resolution=1.0 if self_blend else float(np.clip(1.0 - 0.45 * s * rng.uniform(0.3, 1.0), 0.5, 1.0)),
         colour_match=float(1.0 - 0.3 * s * rng.uniform(0.3, 1.0)),
-        colour_bias=tuple(float(v) for v in direction * s * np.array([4.0, 3.0, 3.0])),
+        colour_bias=tuple(float(v) for v in direction * s * (np.array([6.0, 5.0, 5.0]) if difficulty == "medium"
+                                                              else np.array([4.0, 3.0, 3.0]))),
         feather=float(np.clip(0.3 - 0.2 * s + rng.uniform(-0.03, 0.03), 0.06, 0.35)),
         mask_size=mask_size,
         jitter=float((0.004 if method == "flicker" else 0.002) + 0.01 * s),
@@ -678,8 +682,10 @@ def _plan_fake(seed: int, target: Identity, donor_pool: list[Identity], strength
         align_offset=(float(rng.uniform(-0.03, 0.03) * (0.5 + s)), float(rng.uniform(-0.03, 0.03) * (0.5 + s)),
                       float(1 + rng.uniform(-0.03, 0.04) * (0.5 + s))) if self_blend else (0.0, 0.0, 1.0),
         method=method, difficulty=difficulty,
-        sharpness_match=float(np.exp(rng.normal(0, 0.5 * s))),
-        noise_match=float(np.clip(np.exp(rng.normal(0, 0.55 * s)), 0.4, 1.8)),
+        sharpness_match=float(np.exp(-abs(rng.normal(0, 0.6 * s))) if difficulty == "medium"
+                              else np.exp(rng.normal(0, 0.5 * s))),
+        noise_match=float(np.clip(np.exp(-abs(rng.normal(0, 0.7 * s))) if difficulty == "medium"
+                                  else np.exp(rng.normal(0, 0.55 * s)), 0.4, 1.8)),
         blend="poisson" if (not self_blend and method != "flicker" and rng.random() < 0.35) else "feather",
         mask_shape="hull" if (region == "face" and rng.random() < 0.5) else "ellipse",
         blend_ratio=float(rng.choice([0.25, 0.5, 0.75, 1, 1, 1])) if self_blend else 1.0,

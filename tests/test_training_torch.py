@@ -29,7 +29,7 @@ def test_training_lowers_the_loss_and_saves_the_best_checkpoint(manifest, tmp_pa
     val_loader = datasets_torch.make_loader(val, 32, batch_size=8)
     history = training_torch.train_classifier(model, train_loader, val_loader, epochs=4, lr=0.02,
                                               patience=None, checkpoint_dir=tmp_path, progress=False,
-                                              metadata={"image_size": 32, "trained_on": "fake"})
+                                              metadata={"arch": "small_cnn", "image_size": 32, "trained_on": "fake"})
     assert history["epochs_run"] == 4 and len(history["val_loss"]) == 4
     assert history["train_loss"][-1] < history["train_loss"][0]
     assert all(np.isfinite(history["train_loss"])) and all(0 <= a <= 1 for a in history["val_acc"])

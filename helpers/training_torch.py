@@ -85,6 +85,28 @@ def predict_probs(model: nn.Module, loader, device="cpu", amp: bool = True, prog
     return torch.cat(probs).numpy().astype(np.float64) if probs else np.zeros(0)
 
 
+def train_one_epoch(model: nn.Module, loader, optimizer, loss_fn, device="cpu") -> float:
+    """One plain pass over the training faces: forward, loss, backward, step. Returns the mean loss.
+
+    The bare loop, as notebook 04 shows it (a test keeps the two equal);
+    :func:`train_classifier` runs a richer version of it.
+    """
+    model.train()
+    running_loss, seen = 0.0, 0
+    bar = tqdm(loader, desc="one epoch", leave=False)
+    for images, targets in bar:
+        images, targets = images.to(device), targets.to(device).float()
+        optimizer.zero_grad()
+        logits = model(images)[:, 0]
+        loss = loss_fn(logits, targets)
+        loss.backward()
+        optimizer.step()
+        running_loss += loss.item() * len(targets)
+        seen += len(targets)
+        bar.set_postfix(loss=f"{running_loss / seen:.4f}")
+    return running_loss / seen
+
+
 def _training_batchnorms(model: nn.Module) -> list:
     """BatchNorm layers that learn (frozen modules keep theirs, see ``models_torch.set_freeze``)."""
     train_mode(model)
@@ -280,9 +302,28 @@ def score_faces(model: nn.Module, manifest_df: pd.DataFrame, image_size: int, de
     return frame
 
 
-def compare_video_rules(frame_table: pd.DataFrame, rules=("mean", "confident")) -> dict:
-    """Video-level metrics of each aggregation rule on one frame table."""
-    return {rule: evaluation.binary_metrics(*_video_arrays(frame_table, rule)) for rule in rules}
+def compare_video_rules(frame_table: pd.DataFrame, rules=("mean", "confident"), ci: bool = False,
+                        n_boot: int = 1000, seed: int = 0) -> dict:
+    """Video-level metrics of each aggregation rule on one frame table (``ci=True``: with bootstrap 95 % CIs)."""
+    return {rule: {**evaluation.binary_metrics(*_video_arrays(frame_table, rule), ci=ci, n_boot=n_boot, seed=seed),
+                   "level": "video"} for rule in rules}
+
+
+def frame_and_video_metrics(frame_table: pd.DataFrame, rule: str = "mean", n_boot: int = 1000,
+                            seed: int = 0) -> dict:
+    """Metrics per face and per video (faces aggregated with ``rule``), each with a bootstrap 95 % CI.
+
+    Frame level: n = faces, and the bootstrap resamples whole videos (the
+    faces of one video are near-copies, not independent samples). Video
+    level: n = videos. Each result says its ``level``; ``n_videos`` is on both.
+    """
+    videos = evaluation.video_scores(frame_table, rule=rule)
+    frame = evaluation.binary_metrics(frame_table["label"], frame_table["prob_fake"], ci=True,
+                                      groups=frame_table["video"], n_boot=n_boot, seed=seed)
+    video = evaluation.binary_metrics(videos["label"], videos["prob_fake"], ci=True, n_boot=n_boot, seed=seed)
+    n_videos = int(len(videos))
+    return {"frame": {**frame, "level": "frame", "n_videos": n_videos},
+            "video": {**video, "level": "video", "n_videos": n_videos}, "video_rule": rule}
 
 
 def _video_arrays(frame_table: pd.DataFrame, rule: str):

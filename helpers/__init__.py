@@ -6,6 +6,7 @@ The modules follow the course's pipeline, in the order the notebooks use them:
     reproducibility   seeds
     gpu               device choice, a GPU memory cap, peak-memory reports
     results           saving figures and recording measured numbers
+    plots             the figures the notebooks draw (layout only, no results)
     data_sources      Kaggle DFDC, your own folder, metadata checks, splits
     sample_data       the built-in synthetic face-swap sample
     video_frames      evenly spaced frame sampling

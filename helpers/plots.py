@@ -102,21 +102,6 @@ def image_grid(rows, titles, size: float = 2.0):
     return fig
 
 
-def batch_losses(losses, title: str = "One epoch by hand"):
-    """The loss of each training batch and its running mean, in the order the batches came."""
-    plt = _plt()
-    losses = np.asarray(losses, dtype=float)
-    steps = np.arange(1, len(losses) + 1)
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.plot(steps, losses, "o", alpha=0.6, label="batch loss")
-    ax.plot(steps, np.cumsum(losses) / steps, "-", label="running mean")
-    ax.axhline(np.log(2), color="grey", ls=":", lw=1, label="ln 2 (always 0.5)")
-    ax.set_xlabel("batch"), ax.set_ylabel("BCE loss"), ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    return fig
-
-
 def roc_and_scores(curves: dict, scores_by_class: dict, score_label: str = "P(FAKE) of a face"):
     """ROC curves (``{name: {"fpr", "tpr"}}``) beside a histogram of scores per class (``{name: scores}``)."""
     plt = _plt()

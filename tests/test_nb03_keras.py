@@ -64,7 +64,7 @@ def test_test_metrics_are_video_level_with_intervals_from_the_recorded_scores(ru
     assert metrics["confusion_matrix"] == recomputed["confusion_matrix"]
     for key in ("accuracy", "log_loss"):
         low, high = metrics[f"{key}_ci"]
-        assert low <= metrics[key] <= high, key
+        assert low - 1e-9 <= metrics[key] <= high + 1e-9, key  # the bootstrap's and sklearn's sums round apart
     train = run["train_video"]
     assert train["level"] == "video" and train["n"] == run["n_videos"]["train"] and "accuracy_ci" in train
 

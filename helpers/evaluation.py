@@ -237,8 +237,10 @@ def learning_check(train_losses, labels, probabilities, groups=None, level: str 
     Two tests, each of which a model that learned nothing fails:
 
     * ``loss_fell``: the last training loss is at least ``min_loss_drop`` (a
-      fraction, 0.10 = 10 %) below the first. ``train_losses`` are in order,
-      one per epoch (put the loss before training first if you measured it).
+      fraction, 0.10 = 10 %) below the first. ``train_losses`` are in order:
+      best the loss on the same clean training data (no augmentation, no
+      dropout) before and after training, so that only the weights differ;
+      per-epoch means also work but move with dropout and augmentation alone.
       A learning rate of 0, or a model whose weights never change, fails this.
     * ``beats_chance``: on data the model was not trained on (``labels``,
       ``probabilities``), the lower end of the bootstrap 95 % confidence

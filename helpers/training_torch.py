@@ -53,7 +53,7 @@ def _logits(model: nn.Module, x: torch.Tensor, use_amp: bool) -> torch.Tensor:
 @torch.no_grad()
 def evaluate_loader(model: nn.Module, loader, device="cpu", amp: bool = True, progress: bool = False,
                     description: str = "evaluate") -> dict:
-    """Mean BCE loss, accuracy (threshold 0.5) and the probabilities over a labelled loader."""
+    """Mean BCE loss, accuracy (threshold 0.5), number of faces ``n`` and the probabilities of a labelled loader."""
     model.eval()
     use_amp = _use_amp(amp, device)
     criterion = nn.BCEWithLogitsLoss(reduction="sum")
@@ -69,7 +69,7 @@ def evaluate_loader(model: nn.Module, loader, device="cpu", amp: bool = True, pr
         probs.append(p.cpu())
     if count == 0:
         raise ValueError("The loader yielded no faces to evaluate.")
-    return {"loss": total_loss / count, "accuracy": correct / count,
+    return {"loss": total_loss / count, "accuracy": correct / count, "n": count,
             "probs": torch.cat(probs).numpy()}
 
 
@@ -257,11 +257,12 @@ def train_classifier(model: nn.Module, train_loader, val_loader, epochs: int, lr
                 history["best_checkpoint"] = str(path)
         else:
             bad_epochs += 1
-        val_text = (f"val loss {history['val_loss'][-1]:.4f} acc {history['val_acc'][-1]:.3f}"
+        val_text = (f"val loss {history['val_loss'][-1]:.4f} acc {history['val_acc'][-1]:.3f} ({val['n']} faces)"
                     if val_loader is not None else "no validation set")
-        if progress:
+        if progress:  # per-face values (frame level) while training; the notebooks add intervals at the end
             print(f"epoch {epoch}: train loss {history['train_loss'][-1]:.4f} acc {history['train_acc'][-1]:.3f}"
-                  f" | {val_text} | {count / epoch_train_seconds:.1f} faces/s{' *' if improved else ''}")
+                  f" ({count} faces) | {val_text} | {count / epoch_train_seconds:.1f} faces/s"
+                  f"{' *' if improved else ''}")
         if patience is not None and bad_epochs >= patience and epoch < epochs:
             history["stopped_early"] = True
             if progress:

@@ -35,8 +35,8 @@ def test_the_model_learned_something(result):
     """Fails when nothing is learned: the recorded training curve and test face scores go through
     evaluation.learning_check (the check tests/test_training_torch.py shows failing on shuffled labels)."""
     test = _scores(result, "test")
-    check = evaluation.learning_check(result["history"]["train_loss"], test["label"], test["prob_fake"],
-                                      groups=test["video"], level="frame")
+    losses = [result["train_loss_before"], result["train_loss_after"]]  # clean training faces, before and after
+    check = evaluation.learning_check(losses, test["label"], test["prob_fake"], groups=test["video"], level="frame")
     evaluation.assert_learned(check)
     printed = result["learning_check"]
     assert {k: check[k] for k in LEARNING_KEYS} == {k: printed[k] for k in LEARNING_KEYS}

@@ -422,18 +422,36 @@ def restore_best_epoch(model, history, checkpoint_path, monitor: str = "val_loss
             "best_checkpoint": str(checkpoint_path) if checkpoint_path.exists() else None}
 
 
+def clean_log_loss(model, data) -> float:
+    """Binary cross-entropy of ``model`` on a labelled dataset, in inference mode (no dropout).
+
+    Measured on the clean training data before and after training, it shows
+    whether training lowered the loss: only the weights differ between the two.
+    """
+    from . import evaluation
+
+    return evaluation.binary_metrics(data.labels, predict_probs(model, data))["log_loss"]
+
+
 def fit(model, train_data, val_data, epochs: int, checkpoint_path, patience: int | None = 3,
-        monitor: str = "val_loss", verbose: int = 2) -> dict:
+        monitor: str = "val_loss", verbose: int = 2, clean_data=None) -> dict:
     """``model.fit`` with a best-epoch checkpoint and early stopping, then the best weights loaded back.
 
     See :func:`training_callbacks` and :func:`restore_best_epoch` (what this
-    returns). Shown in notebook 03.
+    returns). With ``clean_data`` (the training videos, unaugmented) the result
+    also holds ``clean_loss_before`` and ``clean_loss_after``: the loss on
+    them before training and with the last epoch's weights (before the best
+    epoch's come back), the evidence ``evaluation.learning_check`` reads.
+    Shown in notebook 03.
     """
     checkpoint_path = fresh_checkpoint_path(checkpoint_path)
     callbacks = training_callbacks(checkpoint_path, monitor, patience)
+    before = None if clean_data is None else clean_log_loss(model, clean_data)
     history = model.fit(train_data, validation_data=val_data, epochs=int(epochs), callbacks=callbacks,
                         verbose=verbose)
-    return restore_best_epoch(model, history, checkpoint_path, monitor, int(epochs))
+    after = None if clean_data is None else clean_log_loss(model, clean_data)
+    fitted = restore_best_epoch(model, history, checkpoint_path, monitor, int(epochs))
+    return {**fitted, "clean_loss_before": before, "clean_loss_after": after}
 
 
 def predict_batch(model, x) -> np.ndarray:

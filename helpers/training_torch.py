@@ -159,7 +159,7 @@ def train_classifier(model: nn.Module, train_loader, val_loader, epochs: int, lr
                      checkpoint_dir=None, checkpoint_name: str = "resnetinceptionv1_epoch_{epoch}.pth",
                      seed: int = 42, weight_decay: float = 0.0, metadata: dict | None = None,
                      restore_best: bool = True, keep_only_best: bool = True, progress: bool = True,
-                     min_delta: float = 0.0, bn_recalibration_batches: int = 10) -> dict:
+                     min_delta: float = 0.0, bn_recalibration_batches: int = 10, clean_loader=None) -> dict:
     """Train ``model`` (one logit per face) with BCEWithLogitsLoss and Adam; return the history.
 
     Each epoch trains on ``train_loader`` then measures loss and accuracy on
@@ -172,6 +172,13 @@ def train_classifier(model: nn.Module, train_loader, val_loader, epochs: int, lr
     ``requires_grad`` are optimised, so frozen modules stay fixed. After each
     epoch the BatchNorm statistics are recomputed on ``bn_recalibration_batches``
     training batches (:func:`recalibrate_batchnorm`; 0 switches it off).
+
+    ``clean_loader`` (training faces without augmentation, in a fixed order)
+    adds ``clean_loss_before`` and ``clean_loss_after``: the loss on those
+    faces in evaluation mode before training (BatchNorm statistics computed
+    as after an epoch) and with the last epoch's weights, before the best
+    epoch's come back. Only the weights differ between the two, which makes
+    them the evidence ``evaluation.learning_check`` reads.
 
     Returns a dict: train_loss, val_loss, train_acc, val_acc (per epoch),
     best_epoch (1-based), best_val_loss, best_checkpoint (path or None),
@@ -196,6 +203,10 @@ def train_classifier(model: nn.Module, train_loader, val_loader, epochs: int, lr
                "amp": use_amp, "device": str(device), "lr": lr, "skipped_batches": 0}
     best_loss, best_state, bad_epochs = float("inf"), None, 0
     faces_seen, train_seconds = 0, 0.0
+    if clean_loader is not None:
+        if bn_recalibration_batches:
+            recalibrate_batchnorm(model, train_loader, device, max_batches=bn_recalibration_batches, amp=amp)
+        history["clean_loss_before"] = evaluate_loader(model, clean_loader, device, amp=amp)["loss"]
 
     for epoch in range(1, epochs + 1):
         train_mode(model)
@@ -269,6 +280,8 @@ def train_classifier(model: nn.Module, train_loader, val_loader, epochs: int, lr
                 print(f"Early stopping: no improvement for {patience} epochs; best epoch {history['best_epoch']}.")
             break
 
+    if clean_loader is not None:  # the last epoch's weights, before the best epoch's come back
+        history["clean_loss_after"] = evaluate_loader(model, clean_loader, device, amp=amp)["loss"]
     if restore_best and best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

@@ -156,9 +156,11 @@ def test_fit_keeps_the_best_checkpoint_and_stops_early(tmp_path):
     val = datasets_keras.FeatureSequenceDataset(features[:6], labels[:6], batch_size=6)
     head = models_keras.build_sequence_head(16, lstm_units=UNITS, dense_units=UNITS)
     models_keras.compile_model(head, learning_rate=1e-2)
+    clean = datasets_keras.FeatureSequenceDataset(features, labels)
     out = models_keras.fit(head, train, val, epochs=3, checkpoint_path=tmp_path / "best.weights.h5",
-                           patience=None, verbose=0)
+                           patience=None, verbose=0, clean_data=clean)
     assert out["epochs_run"] == 3 and not out["stopped_early"]
+    assert out["clean_loss_after"] < out["clean_loss_before"]  # it learned the offset between the classes
     assert set(out["history"]) >= {"loss", "val_loss", "accuracy", "val_accuracy", "auc", "val_auc"}
     assert all(np.isfinite(out["history"]["loss"]))
     assert out["best_epoch"] == int(np.argmin(out["history"]["val_loss"])) + 1
@@ -167,8 +169,10 @@ def test_fit_keeps_the_best_checkpoint_and_stops_early(tmp_path):
     frozen = models_keras.build_sequence_head(16, lstm_units=UNITS, dense_units=UNITS)
     models_keras.compile_model(frozen, learning_rate=0.0)
     out = models_keras.fit(frozen, train, val, epochs=10, checkpoint_path=tmp_path / "lr0.weights.h5",
-                           patience=2, verbose=0)
+                           patience=2, verbose=0, clean_data=clean)
     assert out["epochs_run"] == 3 and out["stopped_early"] and out["best_epoch"] == 1
+    assert out["clean_loss_after"] == out["clean_loss_before"]  # nothing moved: the learning check's loss test fails
+    assert models_keras.clean_log_loss(frozen, clean) == out["clean_loss_before"]
     with pytest.raises(ValueError, match="weights.h5"):
         models_keras.fit(frozen, train, val, epochs=1, checkpoint_path=tmp_path / "x.h5")
 

@@ -182,12 +182,14 @@ def test_notebook_03_compile_and_fit_train_like_the_helpers(keras_definitions, t
         val = datasets_keras.FeatureSequenceDataset(features[:4], labels[:4], batch_size=4)
         _keras_pair(lambda: None, seed=1)  # the same seed for dropout in both runs
         runs[who] = fit(head, train, val, epochs=3, checkpoint_path=tmp_path / f"{who}.weights.h5",
-                        patience=2, verbose=0)
+                        patience=2, verbose=0, clean_data=val)
         runs[who]["weights"] = head.get_weights()
     shown, helper = runs["notebook"], runs["helper"]
     assert shown["epochs_run"] == helper["epochs_run"] and shown["best_epoch"] == helper["best_epoch"]
     for key in ("loss", "val_loss", "accuracy", "val_auc"):
         assert np.allclose(shown["history"][key], helper["history"][key], atol=1e-5), key
+    assert np.allclose([shown["clean_loss_before"], shown["clean_loss_after"]],
+                       [helper["clean_loss_before"], helper["clean_loss_after"]], atol=1e-6)
     assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(shown["weights"], helper["weights"]))
 
 

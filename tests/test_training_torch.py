@@ -249,3 +249,17 @@ def test_the_learning_check_fails_when_the_labels_are_shuffled(learnable):
         assert shuffled["beats_chance"] is False, (seed, shuffled)
         with pytest.raises(AssertionError, match="no sign of having learned"):
             evaluation.assert_learned(shuffled)
+
+
+def test_clean_losses_before_and_after_show_whether_training_moved_anything(manifest):
+    train = datasets_torch.split_table(manifest, "train")
+    loader = datasets_torch.make_loader(train, 32, batch_size=4, train=True, augment=False)
+    clean = datasets_torch.make_loader(train, 32, batch_size=8)
+    learned = training_torch.train_classifier(small_cnn(), loader, None, epochs=4, lr=0.02, progress=False,
+                                              clean_loader=clean)
+    assert learned["clean_loss_after"] < 0.9 * learned["clean_loss_before"]
+    still = training_torch.train_classifier(small_cnn(), loader, None, epochs=4, lr=0.0, progress=False,
+                                            clean_loader=clean)
+    assert still["clean_loss_after"] == pytest.approx(still["clean_loss_before"], rel=0.02)  # only BatchNorm re-measured
+    assert not evaluation.learning_check([still["clean_loss_before"], still["clean_loss_after"]], [0, 1], [0.4, 0.6])[
+        "loss_fell"]

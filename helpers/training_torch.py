@@ -5,7 +5,9 @@ notebook 04, the custom CNN / MesoNet / DenseNet121 of the comparison): each
 returns one logit per face, trained with binary cross-entropy on logits
 (``BCEWithLogitsLoss``, numerically safer than a sigmoid followed by BCE) and Adam.
 
-What the loop adds to the report's recipe, all of it named as future work there:
+:func:`train_one_epoch` is the bare loop (forward, loss, backward, step) that
+notebook 04 writes out; :func:`train_classifier` is the one the course trains
+with. What it adds to the report's recipe, all of it named as future work there:
 
 * mixed precision on a GPU (``torch.autocast`` + ``GradScaler``): about half the
   memory, so a 4 GB card fits larger batches; off on the CPU, where it does not help;

@@ -305,3 +305,103 @@ def roc_points(labels, probabilities) -> dict:
     """False/true positive rates for plotting a ROC curve."""
     fpr, tpr, _ = skm.roc_curve(np.asarray(labels, dtype=int), np.asarray(probabilities, dtype=float))
     return {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
+
+
+# ----------------------------------------------------------------------------
+# Did the model learn anything? A check that a model which learned nothing fails
+# ----------------------------------------------------------------------------
+
+def learning_check(train_losses, labels, probabilities, groups=None, level: str = "video",
+                   min_loss_drop: float = 0.10, min_units_per_class: int = 3, n_boot: int = 1000,
+                   seed: int = 0) -> dict:
+    """Evidence that a model learned something: its training curve and its scores on unseen data.
+
+    Two tests, each of which a model that learned nothing fails:
+
+    * ``loss_fell``: the last training loss is at least ``min_loss_drop`` (a
+      fraction, 0.10 = 10 %) below the first. ``train_losses`` are in order:
+      best the loss on the same clean training data (no augmentation, no
+      dropout) before and after training, so that only the weights differ;
+      per-epoch means also work but move with dropout and augmentation alone.
+      A learning rate of 0, or a model whose weights never change, fails this.
+    * ``beats_chance``: on data the model was not trained on (``labels``,
+      ``probabilities``), the lower end of the bootstrap 95 % confidence
+      interval of ROC AUC is above 0.5, the AUC of guessing. ``groups`` (the
+      video of each face) resamples whole videos (see :func:`bootstrap_ci`).
+      A model trained on shuffled labels can still push its training loss
+      down by memorising the training set, but it cannot rank unseen fakes
+      above unseen reals: this test catches it.
+
+    With fewer than ``min_units_per_class`` videos (or rows, without
+    ``groups``) of either class the interval says nothing (two REAL and two
+    FAKE videos come out in perfect order for one random scorer in six), and
+    ``beats_chance`` is None: too few to tell; ``passed`` then rests on the
+    loss alone, and ``reasons`` says so. ``level`` ("frame" or "video") is
+    only recorded, to say what the scores are.
+
+    Returns ``{"passed", "loss_fell", "first_loss", "last_loss",
+    "beats_chance", "roc_auc", "roc_auc_ci", "n", "n_units_per_class",
+    "level", "reasons"}``.
+    """
+    losses = [float(v) for v in train_losses if v is not None]
+    reasons = []
+    loss_fell = len(losses) >= 2 and np.isfinite(losses).all() and losses[-1] < losses[0] * (1 - min_loss_drop)
+    if len(losses) < 2:
+        reasons.append(f"only {len(losses)} training loss value(s): cannot tell whether the loss fell")
+    elif not loss_fell:
+        reasons.append(f"training loss went from {losses[0]:.4f} to {losses[-1]:.4f}, "
+                       f"not {min_loss_drop:.0%} lower")
+    y = np.asarray(labels, dtype=int).ravel()
+    p = np.asarray(probabilities, dtype=float).ravel()
+    interval = bootstrap_ci(y, p, "roc_auc", groups=groups, n_boot=n_boot, seed=seed)
+    if groups is None:
+        units = {c: int((y == c).sum()) for c in (0, 1)}
+    else:
+        first_label = pd.Series(y).groupby(pd.Series(np.asarray(groups).ravel())).first()
+        units = {c: int((first_label == c).sum()) for c in (0, 1)}
+    unit = "videos" if groups is not None or level == "video" else ("faces" if level == "frame" else "samples")
+    beats_chance = None
+    if min(units.values()) < min_units_per_class:
+        reasons.append(f"held-out data: {units[0]} REAL and {units[1]} FAKE {unit}, fewer than "
+                       f"{min_units_per_class} of each: too few to tell whether it beats chance")
+    else:
+        beats_chance = bool(interval["low"] is not None and interval["low"] > 0.5)
+        if not beats_chance:
+            reasons.append(f"held-out ROC AUC {interval['value']:.3f} with 95 % CI "
+                           f"[{interval['low']:.3f}, {interval['high']:.3f}] does not lie above 0.5 (chance)")
+    return {"passed": bool(loss_fell) and beats_chance is not False, "loss_fell": bool(loss_fell),
+            "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
+            "beats_chance": beats_chance, "roc_auc": interval["value"],
+            "roc_auc_ci": [interval["low"], interval["high"]], "n": int(y.size),
+            "n_units_per_class": {"REAL": units[0], "FAKE": units[1]}, "unit": unit[:-1],
+            "level": level, "reasons": reasons}
+
+
+def assert_learned(check: dict, require_held_out: bool = False) -> None:
+    """Raise ``AssertionError`` with the reasons unless :func:`learning_check` passed.
+
+    ``require_held_out=True`` also fails when the held-out data were too few to tell.
+    """
+    failed = not check["passed"] or (require_held_out and check["beats_chance"] is None)
+    if failed:
+        raise AssertionError("The model shows no sign of having learned: " + "; ".join(check["reasons"]))
+
+
+def describe_metrics(metrics: dict, keys=("accuracy", "roc_auc", "log_loss")) -> str:
+    """One line: each metric with its 95 % CI, then the level and n, e.g.
+    ``"accuracy 0.900 [0.800, 1.000], ROC AUC ... (frame level, n = 10 faces of 2 videos)"``.
+
+    ``metrics`` is a :func:`binary_metrics` result (made with ``ci=True`` for
+    the intervals) that may carry ``level`` and ``n_videos``.
+    """
+    names = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "roc_auc": "ROC AUC",
+             "log_loss": "log loss"}
+    parts = [f"{names.get(k, k)} {format_with_ci(metrics, k)}" for k in keys]
+    level = metrics.get("level")
+    if level == "frame":
+        size = f"n = {metrics['n']} faces" + (f" of {metrics['n_videos']} videos" if metrics.get("n_videos") else "")
+    elif level == "video":
+        size = f"n = {metrics['n']} videos"
+    else:
+        size = f"n = {metrics['n']}"
+    return ", ".join(parts) + f" ({level + ' level, ' if level else ''}{size})"

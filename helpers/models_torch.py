@@ -71,34 +71,47 @@ def _pretrained_help() -> str:
             f"(the folder is $TORCH_HOME/checkpoints).")
 
 
-def build_inception_classifier(pretrained: bool = True, device: str = "cpu", freeze: str = "none",
-                               dropout: float = 0.6) -> nn.Module:
-    """InceptionResnetV1 with one output logit per face.
+def load_face_network(pretrained: bool = True, dropout: float = 0.6) -> nn.Module:
+    """facenet-pytorch's ``InceptionResnetV1`` as it comes: a face -> a 512-number face embedding.
 
     ``pretrained=True`` loads the VGGFace2 weights as the report does (facenet
     downloads them once into ``$TORCH_HOME/checkpoints``); offline, a
     :class:`PretrainedWeightsError` says how to proceed. ``pretrained=False``
-    starts from random weights. ``freeze`` is one of :data:`FREEZE_CHOICES`.
+    starts from random weights (no download).
     """
     from facenet_pytorch import InceptionResnetV1
 
-    if pretrained:
-        cached = pretrained_weights_path()
-        try:
-            model = InceptionResnetV1(pretrained=PRETRAINED_NAME, classify=True, num_classes=1,
-                                      dropout_prob=dropout)
-        except Exception as error:  # no network, proxy, truncated or corrupt cache file
-            if cached.exists():
-                reason = (f"the cached file {cached} could not be read ({type(error).__name__}: {error}); "
-                          "it may be an interrupted download: move it away and try again")
-            else:
-                reason = f"the download failed ({type(error).__name__}: {error})"
-            raise PretrainedWeightsError(f"Could not load the VGGFace2 weights: {reason}. "
-                                         + _pretrained_help()) from error
-    else:
-        model = InceptionResnetV1(pretrained=None, classify=True, num_classes=1, dropout_prob=dropout)
-    set_freeze(model, freeze)
-    return model.to(device)
+    if not pretrained:
+        return InceptionResnetV1(pretrained=None, dropout_prob=dropout)
+    cached = pretrained_weights_path()
+    try:
+        return InceptionResnetV1(pretrained=PRETRAINED_NAME, dropout_prob=dropout)
+    except Exception as error:  # no network, proxy, truncated or corrupt cache file
+        if cached.exists():
+            reason = (f"the cached file {cached} could not be read ({type(error).__name__}: {error}); "
+                      "it may be an interrupted download: move it away and try again")
+        else:
+            reason = f"the download failed ({type(error).__name__}: {error})"
+        raise PretrainedWeightsError(f"Could not load the VGGFace2 weights: {reason}. "
+                                     + _pretrained_help()) from error
+
+
+def build_inception_classifier(pretrained: bool = True, device: str = "cpu", freeze: str = "none",
+                               dropout: float = 0.6) -> nn.Module:
+    """InceptionResnetV1 with one output logit per face: ``sigmoid(logit)`` = P(FAKE).
+
+    The face-recognition network (:func:`load_face_network`) ends in a
+    512-number embedding; the new head is one ``Linear(512, 1)`` behind it,
+    the same network as the report's ``InceptionResnetV1(classify=True,
+    num_classes=1)`` (same modules, same state-dict keys, and for the same
+    seed the same random weights). ``freeze`` is one of :data:`FREEZE_CHOICES`.
+    Notebook 04 shows this definition (a test keeps the two equal).
+    """
+    network = load_face_network(pretrained, dropout)
+    network.logits = nn.Linear(512, 1)
+    network.classify, network.num_classes = True, 1
+    set_freeze(network, freeze)
+    return network.to(device)
 
 
 def set_freeze(model: nn.Module, freeze: str = "none") -> list[str]:

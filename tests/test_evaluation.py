@@ -157,4 +157,56 @@ def test_weighted_metrics_equal_the_metrics_of_the_resampled_rows():
         np.testing.assert_allclose(evaluation._weighted_metric(metric, y, p, weights), copied, atol=1e-12)
 
 
+# --------------------------------------------------------------------------- the learning check
+def _video_scores(separation, n_per_class=6, faces=4, seed=0):
+    """Face scores of REAL and FAKE videos; FAKE videos score ``separation`` higher on average."""
+    rng = np.random.default_rng(seed)
+    video_label = np.repeat([0, 1], n_per_class)
+    video_score = 0.5 + separation * (video_label - 0.5) + rng.normal(0, 0.1, video_label.size)
+    labels = np.repeat(video_label, faces)
+    scores = np.clip(np.repeat(video_score, faces) + rng.normal(0, 0.02, labels.size), 0.01, 0.99)
+    return labels, scores, np.repeat(np.arange(video_label.size), faces)
+
+
+def test_learning_check_passes_a_model_that_learned():
+    labels, scores, videos = _video_scores(separation=0.6)
+    check = evaluation.learning_check([0.70, 0.52, 0.31], labels, scores, groups=videos, level="frame", n_boot=300)
+    assert check["passed"] and check["loss_fell"] and check["beats_chance"]
+    assert check["roc_auc"] == 1.0 and check["roc_auc_ci"][0] > 0.5 and check["reasons"] == []
+    assert check["n"] == 48 and check["n_units_per_class"] == {"REAL": 6, "FAKE": 6} and check["level"] == "frame"
+    evaluation.assert_learned(check, require_held_out=True)
+
+
+def test_learning_check_fails_without_a_falling_loss_or_above_chance_scores():
+    labels, scores, videos = _video_scores(separation=0.6)
+    flat = evaluation.learning_check([0.693, 0.690, 0.689], labels, scores, groups=videos, n_boot=300)
+    assert not flat["passed"] and not flat["loss_fell"] and "not 10% lower" in flat["reasons"][0]
+    with pytest.raises(AssertionError, match="no sign of having learned"):
+        evaluation.assert_learned(flat)
+    labels, scores, videos = _video_scores(separation=0.0)  # scores unrelated to the labels
+    guessing = evaluation.learning_check([0.7, 0.2], labels, scores, groups=videos, n_boot=300)
+    assert guessing["loss_fell"] and guessing["beats_chance"] is False and not guessing["passed"]
+    assert guessing["roc_auc_ci"][0] <= 0.5 and "chance" in guessing["reasons"][0]
+    assert not evaluation.learning_check([0.7], labels, scores, groups=videos, n_boot=50)["loss_fell"]
+
+
+def test_learning_check_says_when_held_out_data_are_too_few():
+    labels, scores, videos = _video_scores(separation=0.6, n_per_class=2)
+    check = evaluation.learning_check([0.7, 0.3], labels, scores, groups=videos, n_boot=100)
+    assert check["beats_chance"] is None and check["passed"]  # the loss fell; the rest cannot be told
+    assert "too few" in check["reasons"][0] and check["n_units_per_class"] == {"REAL": 2, "FAKE": 2}
+    with pytest.raises(AssertionError, match="too few"):
+        evaluation.assert_learned(check, require_held_out=True)
+    # without groups each row counts: 8 faces per class are enough rows
+    assert evaluation.learning_check([0.7, 0.3], labels, scores, n_boot=100)["beats_chance"] is not None
+
+
+def test_describe_metrics_names_level_n_and_intervals():
+    m = evaluation.binary_metrics([0, 0, 0, 1, 1, 1], [0.1, 0.4, 0.35, 0.8, 0.3, 0.9], ci=True, n_boot=100)
+    frame = evaluation.describe_metrics({**m, "level": "frame", "n_videos": 3})
+    assert frame.startswith(f"accuracy {evaluation.format_with_ci(m, 'accuracy')}, ROC AUC ")
+    assert frame.endswith("(frame level, n = 6 faces of 3 videos)")
+    assert evaluation.describe_metrics({**m, "level": "video"}).endswith("(video level, n = 6 videos)")
+
+
 # ------------------------------------------------------------------ landmark alignment

@@ -511,7 +511,8 @@ class FaceDetector:
                     found[i] = found[i].merged(extra)
                     found[i].second_look = "near_track"
 
-        self._timed("near_track", len(which), look)
+        with self._cpu_threads(1):  # a few small images: a second thread only adds waiting
+            self._timed("near_track", len(which), look)
 
     def _finer_look(self, images: list, which: list, found: list) -> None:
         """Look at whole full-resolution images for faces smaller than the first look can see."""
@@ -1042,7 +1043,8 @@ def extract_faces(dataset_dir, profile: str = "standard", **overrides) -> Path:
         profile: "smoke" | "standard" | "full" (frames per video and crop size, see
             :data:`PROFILE_DEFAULTS`).
         **overrides: ``frames_per_video``, ``crop_size``, ``margin``, ``detect_size``,
-            ``min_face_size``, ``thresholds``; ``batch_size``, ``device``, ``backend``
+            ``min_face_size``, ``thresholds``, ``recover``, ``confident``, ``smallest_face``
+            (the second looks, see :class:`FaceDetector`); ``batch_size``, ``device``, ``backend``
             ("pyav" | "cv2"), ``progress`` (None = the default).
 
     Returns:
@@ -1050,6 +1052,10 @@ def extract_faces(dataset_dir, profile: str = "standard", **overrides) -> Path:
         :func:`faces_dir`. Cached: videos already done are skipped, so an
         interrupted run continues where it stopped. A video that cannot be read
         gets one row with status "unreadable" and the reason; the others go on.
+        A video damaged part-way keeps the frames decoded before the damage;
+        its later sampled frames get status "damaged" (``reason`` and
+        ``damaged_after_frame`` say after which frame). ``found_by`` tells which
+        look found a crop's face, ``second_look`` which second look a frame got.
     """
     import concurrent.futures
 

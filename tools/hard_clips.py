@@ -109,11 +109,12 @@ def _backlit(frame: np.ndarray, landmarks, amount: float) -> np.ndarray:
     if landmarks is not None:
         centre = np.asarray(landmarks, np.float32).mean(axis=0) / k
         eye = float(np.linalg.norm(np.asarray(landmarks[1]) - np.asarray(landmarks[0]))) / k
-        cv2.ellipse(mask, (int(centre[0]), int(centre[1] + 0.8 * eye)),
-                    (max(1, int(2.6 * eye)), max(1, int(4.5 * eye))), 0, 0, 360, 1.0, -1)
-        mask = cv2.GaussianBlur(mask, (0, 0), max(0.5, 1.5 * eye))
+        # the person (head and shoulders) in shadow, with a soft edge
+        cv2.ellipse(mask, (int(centre[0]), int(centre[1] + 1.5 * eye)),
+                    (max(1, int(3.5 * eye)), max(1, int(6.0 * eye))), 0, 0, 360, 1.0, -1)
+        mask = cv2.GaussianBlur(mask, (0, 0), max(0.5, 0.8 * eye))
     mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
-    gain = (1 - amount * 0.6) * mask + (1 + amount * 1.2) * (1 - mask)
+    gain = (1 - amount * 0.7) * mask + (1 + amount * 1.2) * (1 - mask)
     return cv2.multiply(frame, cv2.merge([gain, gain, gain]), dtype=cv2.CV_8U)
 
 

@@ -34,8 +34,9 @@ gets **one second look**, as cheap as the situation allows:
 
 * when the video already has a confident face in another frame (or this frame
   a weak one), MTCNN looks again only at a square around that face, cut from
-  the full-resolution frame and scaled so that the face is about 48 px: about
-  a sixth of the first look's cost;
+  the full-resolution frame and scaled so that the face is about 48 px (a
+  192 px square: measured on one CPU thread, 0.01-0.03 s against 0.04 s for
+  the first look at a 1080p frame);
 * otherwise (no face anywhere yet), it looks at the full frame for the faces
   the first look could not see: only the pyramid levels for faces between
   ``smallest_face`` and the first look's smallest face.
@@ -277,7 +278,6 @@ def _iou(a, b) -> float:
     h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
     return float(w * h / union) if union > 0 else 0.0
-
 
 
 class FaceDetector:

@@ -40,3 +40,17 @@ gpu-test: $(VENV)/.installed
 
 clean-runs:
 	rm -rf runs results
+
+# Scale-out (notebook 08): face crops of a folder of videos on Ray (this machine, or the cluster in
+# RAY_ADDRESS), then every video scored with a checkpoint into submission.csv (DFDC format).
+#   make extract-cluster DATA_PATH=/videos [RAY_ADDRESS=head:6379] [WORKERS=4] [PROFILE=full]
+#   make score DATA_PATH=/videos [CHECKPOINT=model.pth] [RULE=mean|confident] [OUT=/folder]
+.PHONY: extract-cluster score
+RAY_OPTIONS = --profile '$(PROFILE)' $(if $(RAY_ADDRESS),--address '$(RAY_ADDRESS)') $(if $(WORKERS),--workers $(WORKERS))
+extract-cluster: $(VENV)/.installed
+	@test -n '$(DATA_PATH)' || { echo "Set DATA_PATH to a folder of videos: make extract-cluster DATA_PATH=/path"; exit 2; }
+	$(PY) -m helpers.distributed extract '$(DATA_PATH)' $(RAY_OPTIONS)
+score: $(VENV)/.installed
+	@test -n '$(DATA_PATH)' || { echo "Set DATA_PATH to a folder of videos: make score DATA_PATH=/path CHECKPOINT=model.pth"; exit 2; }
+	$(PY) -m helpers.distributed score '$(DATA_PATH)' $(RAY_OPTIONS) $(if $(CHECKPOINT),--checkpoint '$(CHECKPOINT)') \
+		$(if $(RULE),--rule '$(RULE)') $(if $(OUT),--out '$(OUT)')

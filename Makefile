@@ -43,14 +43,17 @@ clean-runs:
 
 # Scale-out (notebook 08): face crops of a folder of videos on Ray (this machine, or the cluster in
 # RAY_ADDRESS), then every video scored with a checkpoint into submission.csv (DFDC format).
-#   make extract-cluster DATA_PATH=/videos [RAY_ADDRESS=head:6379] [WORKERS=4] [PROFILE=full]
+#   make extract-cluster DATA_PATH=/videos [RAY_ADDRESS=head:6379] [WORKERS=4] [DEVICE=cpu] [PROFILE=full]
 #   make score DATA_PATH=/videos [CHECKPOINT=model.pth] [RULE=mean|confident] [OUT=/folder]
 .PHONY: extract-cluster score
-RAY_OPTIONS = --profile '$(PROFILE)' $(if $(RAY_ADDRESS),--address '$(RAY_ADDRESS)') $(if $(WORKERS),--workers $(WORKERS))
+ray_quote = '$(subst ','\'',$(1))'
+RAY_OPTIONS = --profile $(call ray_quote,$(PROFILE)) $(if $(RAY_ADDRESS),--address $(call ray_quote,$(RAY_ADDRESS))) \
+              $(if $(WORKERS),--workers $(call ray_quote,$(WORKERS))) $(if $(DEVICE),--device $(call ray_quote,$(DEVICE)))
 extract-cluster: $(VENV)/.installed
-	@test -n '$(DATA_PATH)' || { echo "Set DATA_PATH to a folder of videos: make extract-cluster DATA_PATH=/path"; exit 2; }
-	$(PY) -m helpers.distributed extract '$(DATA_PATH)' $(RAY_OPTIONS)
+	@test -n $(call ray_quote,$(DATA_PATH)) || { echo "Set DATA_PATH to a folder of videos: make extract-cluster DATA_PATH=/path"; exit 2; }
+	$(PY) -m helpers.distributed extract $(call ray_quote,$(DATA_PATH)) $(RAY_OPTIONS)
 score: $(VENV)/.installed
-	@test -n '$(DATA_PATH)' || { echo "Set DATA_PATH to a folder of videos: make score DATA_PATH=/path CHECKPOINT=model.pth"; exit 2; }
-	$(PY) -m helpers.distributed score '$(DATA_PATH)' $(RAY_OPTIONS) $(if $(CHECKPOINT),--checkpoint '$(CHECKPOINT)') \
-		$(if $(RULE),--rule '$(RULE)') $(if $(OUT),--out '$(OUT)')
+	@test -n $(call ray_quote,$(DATA_PATH)) || { echo "Set DATA_PATH to a folder of videos: make score DATA_PATH=/path CHECKPOINT=model.pth"; exit 2; }
+	$(PY) -m helpers.distributed score $(call ray_quote,$(DATA_PATH)) $(RAY_OPTIONS) \
+		$(if $(CHECKPOINT),--checkpoint $(call ray_quote,$(CHECKPOINT))) $(if $(RULE),--rule $(call ray_quote,$(RULE))) \
+		$(if $(OUT),--out $(call ray_quote,$(OUT)))

@@ -492,8 +492,8 @@ def write_video_stage(row: dict, out_dir: str) -> dict:
     note = outcome.reason or getattr(outcome, "damage", "") or ""  # why nothing, or where it broke off
     return {"video": video["name"], "status": outcome.status, "reason": note,
             "faces": sum(r["status"] == "ok" for r in rows), "frames": len(rows), "seconds": work,
-            "finished_at": time.time(), "worker": str(row["worker"]),
-            "cpu_s": float(row["read_cpu_s"]) + float(row["detect_cpu_s"]) + time.process_time() - cpu,
+            "finished_at": time.time(), "worker": str(row["worker"]), "read_cpu_s": float(row["read_cpu_s"]),
+            "detect_cpu_s": float(row["detect_cpu_s"]), "write_cpu_s": time.process_time() - cpu,
             "worker_start_cpu_s": float(row["worker_start_cpu_s"])}
 
 
@@ -660,7 +660,9 @@ def _timing_summary(done: list, seconds: float, started_at: float) -> dict:
     starts = {r["worker"]: r["worker_start_cpu_s"] for r in done}
     return {"seconds": seconds, "done": len(done), "first_video_s": first_latency, "steady_videos_per_s": steady,
             "work_seconds": float(sum(r["seconds"] for r in done)), "per_worker": _count_by(done, "worker"),
-            "cpu_seconds": float(sum(r["cpu_s"] for r in done)), "worker_start_cpu_seconds": float(sum(starts.values()))}
+            "cpu_seconds": float(sum(r[k] for r in done for k in ("read_cpu_s", "detect_cpu_s", "write_cpu_s"))),
+            "detect_cpu_seconds": float(sum(r["detect_cpu_s"] for r in done)),
+            "worker_start_cpu_seconds": float(sum(starts.values()))}
 
 
 def _count_by(rows: list, key: str) -> dict:
@@ -723,8 +725,6 @@ def score_videos(data_path, checkpoint=None, profile: str = "standard", *, rule:
     Returns a dict of those paths, the rule and the counts. Faces scored before with
     the same checkpoint file are not scored again.
     """
-    import pandas as pd
-
     from . import evaluation, faces, inference, models_torch
 
     checkpoint = Path(checkpoint) if checkpoint else models_torch.default_checkpoint()
@@ -767,7 +767,8 @@ def _score_faces(found, checkpoint: Path, out: Path, workers, gpus_per_worker, b
     import ray.data
 
     path, key = out / "face_scores.parquet", _checkpoint_id(checkpoint)
-    before = pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=[*found.columns, "prob_fake", "checkpoint"])
+    empty = pd.DataFrame(columns=[*found.columns, "prob_fake", "checkpoint"])
+    before = pd.read_parquet(path) if path.exists() else empty
     before = before[before["checkpoint"] == key]
     keys = ["video", "frame_index", "crop_path"]
     todo = found.merge(before[keys], on=keys, how="left", indicator=True)
@@ -852,8 +853,10 @@ def measure_throughput(dataset_dir, profile: str = "standard", worker_counts=(1,
     starting the actors), first_video_s, steady_videos_per_s (once every worker
     is up), videos_per_s, and CPU seconds per video (``cpu_s_per_video``: all
     processes' CPU time spent on the videos, which other programs on the machine
-    hardly change; for ``extract_faces`` including its detector's start) and
-    ``start_cpu_s`` (the Ray workers' start-up: Python, PyTorch, MTCNN).
+    hardly change; for ``extract_faces`` including its detector's start), the
+    detection's part of it (``detect_cpu_s_per_video``) and ``start_cpu_s`` (the
+    Ray workers' start-up: Python, PyTorch, MTCNN). :func:`idle_bound` turns the
+    CPU costs into the rates an idle machine could reach.
     """
     import shutil
 
@@ -873,7 +876,7 @@ def measure_throughput(dataset_dir, profile: str = "standard", worker_counts=(1,
                      "first_video_s": float(added[0]) if len(added) else float("nan"),
                      "steady_videos_per_s": (len(added) - 1) / added[1:].sum() if len(added) > 1 else float("nan"),
                      "videos_per_s": len(summary) / seconds, "cpu_s_per_video": cpu / max(1, len(summary)),
-                     "start_cpu_s": float("nan"), "manifest": str(manifest)})
+                     "detect_cpu_s_per_video": float("nan"), "start_cpu_s": float("nan"), "manifest": str(manifest)})
     for count in worker_counts:
         out = config.data_dir() / "scale_out" / "throughput" / Path(dataset_dir).resolve().name / f"{profile}-{count}w"
         shutil.rmtree(out, ignore_errors=True)
@@ -884,8 +887,17 @@ def measure_throughput(dataset_dir, profile: str = "standard", worker_counts=(1,
                      "first_video_s": timings["first_video_s"], "steady_videos_per_s": timings["steady_videos_per_s"],
                      "videos_per_s": timings["done"] / timings["seconds"], "manifest": str(manifest),
                      "cpu_s_per_video": timings["cpu_seconds"] / max(1, timings["done"]),
+                     "detect_cpu_s_per_video": timings["detect_cpu_seconds"] / max(1, timings["done"]),
                      "start_cpu_s": timings["worker_start_cpu_seconds"], "per_worker": timings["per_worker"]})
     return runs
+
+
+def idle_bound(run: dict, workers: int, cores: float) -> float:
+    """Videos per second that ``workers`` single-threaded workers could reach on ``cores`` idle cores,
+    given one run's CPU costs per video: each worker detects one video at a time (at most
+    1 / detection CPU), and all stages together share the cores (at most cores / total CPU)."""
+    detect, total = float(run["detect_cpu_s_per_video"]), float(run["cpu_s_per_video"])
+    return min(workers / detect, float(cores) / total)
 
 
 def compare_manifests(reference, other) -> dict:
@@ -907,7 +919,8 @@ def compare_manifests(reference, other) -> dict:
 # Command line: make extract-cluster / make score
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None):
+    """The command line of ``python -m helpers.distributed`` (what ``make extract-cluster`` / ``make score`` run)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m helpers.distributed",
@@ -920,14 +933,23 @@ def main(argv=None) -> int:
         p.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else local)")
         p.add_argument("--workers", type=int, default=None, help="actors (default: one per GPU or CPU core)")
         p.add_argument("--gpus-per-worker", type=float, default=None, help="GPU share of each actor (0 = CPUs)")
+        p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="where the actors run")
         p.add_argument("--frames-per-video", type=int, default=None)
         p.add_argument("--faces-dir", default=None, help="where crops and manifest go (default: the course's)")
         if name == "score":
             p.add_argument("--checkpoint", default=None, help="a .pth file (default: notebook 04's best)")
-            p.add_argument("--rule", default=None, help="video rule: mean | confident (default: the checkpoint's)")
+            p.add_argument("--rule", default=None, choices=["mean", "confident"],
+                           help="frame scores -> video score (default: the checkpoint's)")
             p.add_argument("--out", default=None, help="output folder (default: <data_dir>/scores/...)")
     args = parser.parse_args(argv)
-    overrides = {"frames_per_video": args.frames_per_video}
+    if not Path(args.data_path).expanduser().is_dir():
+        parser.error(f"DATA_PATH {args.data_path!r} is not a folder: give the folder that holds the videos.")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    overrides = {"frames_per_video": args.frames_per_video, "device": args.device}
     with ray_running(args.address) as cluster:
         print(f"Ray: {cluster['mode']}, {cluster['nodes']} node(s), {cluster['cpus']:g} CPUs, {cluster['gpus']:g} GPUs")
         if args.command == "extract":

@@ -70,9 +70,17 @@ def test_plan_leaves_room_for_the_read_and_write_tasks():
     assert distributed.plan_workers(None, "auto", resources=two_cpus)["workers"] == 2
     on_gpus = distributed.plan_workers(None, "auto", gpus_per_worker=0.5, resources={"cpus": 16, "gpus": 2})
     assert on_gpus["device"] == "cuda" and on_gpus["workers"] == 4 and on_gpus["num_gpus"] == 0.5
-    assert distributed.plan_workers(None, "auto", gpus_per_worker=0, resources={"cpus": 16, "gpus": 2})["device"] == "cpu"
+    cpus_only = distributed.plan_workers(None, "auto", gpus_per_worker=0, resources={"cpus": 16, "gpus": 2})
+    assert cpus_only["device"] == "cpu" and cpus_only["workers"] == 16
     with pytest.raises(RuntimeError, match="no GPU"):
         distributed.plan_workers(None, "cuda", resources=two_cpus)
+
+
+def test_idle_bound_is_detection_bound_for_one_worker_and_core_bound_for_more():
+    run = {"detect_cpu_s_per_video": 1.0, "cpu_s_per_video": 1.25}
+    assert distributed.idle_bound(run, 1, cores=2) == pytest.approx(1.0)  # one detector, one video at a time
+    assert distributed.idle_bound(run, 2, cores=2) == pytest.approx(1.6)  # both cores, decoding included
+    assert distributed.idle_bound(run, 3, cores=2) == pytest.approx(1.6)
 
 
 def test_videos_of_a_folder_without_metadata(tmp_path):
@@ -102,6 +110,65 @@ def test_the_three_stages_in_one_process_make_extract_faces_rows(dataset, refere
     assert mine["frame_index"].tolist() == theirs["frame_index"].tolist()
     np.testing.assert_allclose(mine[["x1", "y1", "x2", "y2"]], theirs[["x1", "y1", "x2", "y2"]], atol=1e-3)
     assert all((tmp_path / p).is_file() for p in mine["crop_path"])
+
+
+def test_a_video_breaking_off_part_way_gets_the_rows_extract_faces_gives_it(dataset, tmp_path, monkeypatch):
+    """Whatever extract_faces makes of a decoder that fails after two frames, the stages make the same."""
+    from helpers import video_frames
+
+    real_iter = video_frames.iter_frames_by_index
+
+    def breaking_off(path, indices, *args, **kwargs):
+        for k, item in enumerate(real_iter(path, indices, *args, **kwargs)):
+            if Path(path).name == "fake.mp4" and k == 2:
+                raise video_frames.VideoReadError("fake.mp4 could not be read as a video (cut short)")
+            yield item
+
+    monkeypatch.setattr(video_frames, "iter_frames_by_index", breaking_off)
+    options = {**OPTIONS, "frames_per_video": 6}  # crops of their own (another folder)
+    with pytest.warns(UserWarning):
+        theirs = faces.load_manifest(faces.extract_faces(dataset, "smoke", **options), only_faces=False)
+    video = next(v for v in distributed.list_videos(dataset) if v["name"] == "fake.mp4")
+    read = distributed.read_video_stage({"video": json.dumps(video)}, frames_per_video=6)
+    detector = distributed.FaceDetectionStage(distributed._detector_options(faces.face_settings("smoke", **options)))
+    detected = detector({k: np.array([v], dtype=object) for k, v in read.items()})
+    distributed.write_video_stage({k: v[0] for k, v in detected.items()}, str(tmp_path))
+    mine = pd.read_parquet(tmp_path / "parts" / "fake.mp4.parquet")
+    theirs = theirs[theirs["video"] == "fake.mp4"]
+    assert mine[["frame_index", "status"]].values.tolist() == theirs[["frame_index", "status"]].values.tolist()
+    assert mine["reason"].tolist() == theirs["reason"].tolist()
+
+
+def make_dry_run(tmp_path, target, **variables) -> list:
+    """The Python command ``make <target> VAR=value ...`` would run, as argv (``-n``: nothing runs or installs)."""
+    import shlex
+    import shutil
+
+    if shutil.which("make") is None:
+        pytest.skip("GNU make is not installed")
+    venv = tmp_path / "venv"
+    command = ["make", "--no-print-directory", "-n", "-o", f"{venv}/.installed", target, f"VENV={venv}",
+               *(f"{k}={v}" for k, v in variables.items())]
+    done = subprocess.run(command, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.replace("\\\n", " ").splitlines() if line.startswith(f"{venv}/bin/python")]
+    assert len(lines) == 1, done.stdout
+    return shlex.split(lines[0])[3:]  # after "python -m helpers.distributed"
+
+
+def test_make_targets_pass_their_variables(tmp_path):
+    videos = tmp_path / "my videos (DFDC) it's"
+    videos.mkdir()
+    args = distributed.parse_args(make_dry_run(tmp_path, "extract-cluster", DATA_PATH=str(videos),
+                                               RAY_ADDRESS="head:6379", WORKERS="3", PROFILE="full", DEVICE="cpu"))
+    assert (args.command, args.data_path, args.address, args.workers) == ("extract", str(videos), "head:6379", 3)
+    assert (args.profile, args.device) == ("full", "cpu")
+    args = distributed.parse_args(make_dry_run(tmp_path, "score", DATA_PATH=str(videos), CHECKPOINT="m.pth",
+                                               RULE="mean", OUT=str(tmp_path / "out")))
+    assert (args.command, args.checkpoint, args.rule, args.out) == ("score", "m.pth", "mean", str(tmp_path / "out"))
+    assert args.address is None and args.workers is None and args.profile == "standard"
+    with pytest.raises(SystemExit):
+        distributed.parse_args(["score", str(tmp_path / "nowhere")])
 
 
 # -- on a local Ray ------------------------------------------------------------------------------

@@ -25,6 +25,10 @@ def test_throughput_recorded_for_the_reference_and_each_worker_count(recorded):
                                               / runs[("ray", 1)]["steady_videos_per_s"])
     assert recorded["ray_vs_extract_faces"]["target"] == 0.85 and speedup["target"] == 1.6
     assert recorded["load_average_at_start"] is not None  # the closing note says whether it ran under load
+    one = runs[("ray", 1)]
+    assert 0 < one["detect_cpu_s_per_video"] < one["cpu_s_per_video"]
+    bound = recorded["idle_bound"]
+    assert 1.0 <= bound["speedup"] <= 2.0 + 1e-9  # two single-threaded workers on two cores
 
 
 @pytest.mark.notebook

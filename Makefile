@@ -70,7 +70,7 @@ book: $(VENV)/.installed
 	$(PY) tools/build_book.py $(if $(filter command line environment,$(origin PROFILE)),--profile $(PROFILE),)
 
 prefetch: $(VENV)/.installed
-	$(PY) tools/prefetch.py $(if $(CACHE),--cache $(CACHE),)
+	$(PY) tools/prefetch.py$(call option, --cache,$(CACHE))
 
 student: $(VENV)/.installed
 	$(PY) tools/make_student.py
@@ -80,14 +80,12 @@ student: $(VENV)/.installed
 #   make extract-cluster DATA_PATH=/videos [RAY_ADDRESS=head:6379] [WORKERS=4] [DEVICE=cpu] [PROFILE=full]
 #   make score DATA_PATH=/videos [CHECKPOINT=model.pth] [RULE=mean|confident] [OUT=/folder]
 .PHONY: extract-cluster score
-ray_quote = '$(subst ','\'',$(1))'
-RAY_OPTIONS = --profile $(call ray_quote,$(PROFILE)) $(if $(RAY_ADDRESS),--address $(call ray_quote,$(RAY_ADDRESS))) \
-              $(if $(WORKERS),--workers $(call ray_quote,$(WORKERS))) $(if $(DEVICE),--device $(call ray_quote,$(DEVICE)))
+RAY_OPTIONS = --profile $(call quoted,$(PROFILE)) $(call option,--address,$(RAY_ADDRESS)) \
+              $(call option,--workers,$(WORKERS)) $(call option,--device,$(DEVICE))
 extract-cluster: $(VENV)/.installed
-	@test -n $(call ray_quote,$(DATA_PATH)) || { echo "Set DATA_PATH to a folder of videos: make extract-cluster DATA_PATH=/path"; exit 2; }
-	$(PY) -m helpers.distributed extract $(call ray_quote,$(DATA_PATH)) $(RAY_OPTIONS)
+	@test -n $(call quoted,$(DATA_PATH)) || { echo "Set DATA_PATH to a folder of videos: make extract-cluster DATA_PATH=/path"; exit 2; }
+	$(PY) -m helpers.distributed extract $(call quoted,$(DATA_PATH)) $(RAY_OPTIONS)
 score: $(VENV)/.installed
-	@test -n $(call ray_quote,$(DATA_PATH)) || { echo "Set DATA_PATH to a folder of videos: make score DATA_PATH=/path CHECKPOINT=model.pth"; exit 2; }
-	$(PY) -m helpers.distributed score $(call ray_quote,$(DATA_PATH)) $(RAY_OPTIONS) \
-		$(if $(CHECKPOINT),--checkpoint $(call ray_quote,$(CHECKPOINT))) $(if $(RULE),--rule $(call ray_quote,$(RULE))) \
-		$(if $(OUT),--out $(call ray_quote,$(OUT)))
+	@test -n $(call quoted,$(DATA_PATH)) || { echo "Set DATA_PATH to a folder of videos: make score DATA_PATH=/path CHECKPOINT=model.pth"; exit 2; }
+	$(PY) -m helpers.distributed score $(call quoted,$(DATA_PATH)) $(RAY_OPTIONS) $(call option,--checkpoint,$(CHECKPOINT)) \
+		$(call option,--rule,$(RULE)) $(call option,--out,$(OUT))

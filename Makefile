@@ -2,6 +2,7 @@
 #   make course   run every notebook on the built-in sample, regenerate figures/ and results/
 #   make test     unit tests + every notebook in its smoke profile + the browser test of the demo
 # More:  make demo (Gradio app)   make benchmark (face extraction speed)   make gpu-test (4 GiB GPU check)
+#        make test-functional (the standard course against the committed reference run)
 #
 # Variables (all optional; `make course SOURCE=folder DATA_PATH=/path/to/videos` etc.):
 #   course     PROFILE (smoke | standard | full), SOURCE (sample | kaggle | folder), DATA_PATH (your
@@ -31,7 +32,7 @@ COURSE_OPTIONS = --profile $(call quoted,$(PROFILE)) --source $(call quoted,$(SO
                  $(call option,--difficulty,$(DIFFICULTY)) $(call option,--device,$(DEVICE)) \
                  $(if $(strip $(ONLY)),--only $(ONLY))
 
-.PHONY: course test demo benchmark gpu-test browser env clean-runs
+.PHONY: course test test-functional demo benchmark gpu-test browser env clean-runs
 
 $(VENV)/.installed: requirements.txt requirements-lock.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,6 +59,10 @@ benchmark: $(VENV)/.installed
 
 gpu-test: $(VENV)/.installed
 	$(PY) -m pytest -m gpu tests/test_gpu_full_profile.py
+
+# the whole course (standard profile) in a temporary folder, compared with tests/reference/standard.json
+test-functional: $(VENV)/.installed
+	$(PY) -m pytest -m functional -s tests/test_functional.py
 
 clean-runs:
 	rm -rf runs results

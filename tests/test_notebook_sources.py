@@ -166,6 +166,8 @@ def test_notebook_06_gradcam_matches_the_helper_and_the_library():
     np.testing.assert_array_equal(mine, explain.gradcam_by_hand(model, face, layer))
     library = explain.gradcam_torch(model, face, target_layer=layer)[0]
     assert float(np.abs(mine - library).max()) < 1e-4
+
+
 # --------------------------------------------------------------------------- behaviour, not only text
 def notebook_definitions(notebook: str) -> dict:
     """Run the tagged cells of ``notebook`` (in notebook order) in a fresh namespace and return it.

@@ -152,16 +152,24 @@ def bootstrap_cell_source(repository: str = COURSE_REPOSITORY, branch: str = COU
 # What to install on a hosted notebook
 # ----------------------------------------------------------------------------
 
-def read_pins(requirements=None) -> dict[str, str]:
-    """``{distribution: version}`` from a requirements file's ``name==version`` lines (names lower-case)."""
+def _pin_lines(requirements=None):
+    """``(distribution, extras, version)`` of each ``name[extras]==version`` line (names lower-case)."""
     path = Path(requirements) if requirements is not None else config.REPO_ROOT / "requirements.txt"
-    pins = {}
     for line in path.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         match = re.fullmatch(r"([A-Za-z0-9_.\-]+)(\[[^\]]*\])?==([^\s;]+)", line)
         if match:
-            pins[match.group(1).lower().replace("_", "-")] = match.group(3)
-    return pins
+            yield match.group(1).lower().replace("_", "-"), match.group(2) or "", match.group(3)
+
+
+def read_pins(requirements=None) -> dict[str, str]:
+    """``{distribution: version}`` from a requirements file's ``name==version`` lines (names lower-case)."""
+    return {name: version for name, _, version in _pin_lines(requirements)}
+
+
+def read_extras(requirements=None) -> dict[str, str]:
+    """``{distribution: "[extras]"}`` for the pins that ask for extras (``ray[data]``)."""
+    return {name: extras for name, extras, _ in _pin_lines(requirements) if extras}
 
 
 def installed_versions(names) -> dict[str, str | None]:
@@ -200,11 +208,12 @@ class InstallPlan:
 
 
 def hosted_install_plan(pins: dict[str, str], installed: dict[str, str | None],
-                        imported: set[str] | None = None) -> InstallPlan:
+                        imported: set[str] | None = None, extras: dict[str, str] | None = None) -> InstallPlan:
     """Decide, package by package, whether a hosted notebook keeps its own version or gets the pin.
 
     ``installed`` maps distributions to the version present (None = absent);
-    ``imported`` holds the module names already imported in the kernel.
+    ``imported`` holds the module names already imported in the kernel;
+    ``extras`` the extras a pin asks for (``{"ray": "[data]"}``), kept in the install line.
     """
     imported = set(sys.modules) if imported is None else set(imported)
     plan = InstallPlan()
@@ -225,7 +234,7 @@ def hosted_install_plan(pins: dict[str, str], installed: dict[str, str | None],
         if present is not None and floor is not None and _version_tuple(present) >= _version_tuple(floor):
             plan.kept[name] = f"{source} {present} (the platform's; the course needs >= {floor})"
             continue
-        plan.install.append(f"{name}=={pinned}")
+        plan.install.append(f"{name}{(extras or {}).get(name, '')}=={pinned}")
         module = IMPORT_NAMES.get(name, name.replace("-", "_"))
         if present is not None and module in imported:
             plan.restart.append(name)
@@ -252,7 +261,8 @@ def prepare_notebook_environment(platform: str | None = None, run=subprocess.run
     platform = platform or detect_platform()
     info = {"platform": platform, "installed": [], "kept": {}, "restart_needed": []}
     if platform != "local":
-        plan = hosted_install_plan(read_pins(requirements), installed_versions(read_pins(requirements)))
+        plan = hosted_install_plan(read_pins(requirements), installed_versions(read_pins(requirements)),
+                                   extras=read_extras(requirements))
         for command in plan.commands():
             if verbose:
                 print(f"{platform}: installing {len(plan.install)} pinned package(s): {' '.join(plan.install)}")

@@ -113,7 +113,11 @@ PINS = environment.read_pins()
 def test_pins_come_from_requirements_txt():
     assert PINS["torch"] and PINS["facenet-pytorch"] == "2.5.3"
     text = (REPO_ROOT / "requirements.txt").read_text()
-    assert all(f"{name}=={version}" in text.lower() for name, version in PINS.items())
+    extras = environment.read_extras()
+    assert all(f"{name}{extras.get(name, '')}=={version}" in text.lower() for name, version in PINS.items())
+    assert extras.get("ray") == "[data]"
+    plan = environment.hosted_install_plan({"ray": "2.60.0"}, {"ray": None}, extras=extras)
+    assert plan.install == ["ray[data]==2.60.0"]  # a hosted notebook gets Ray Data, not bare Ray
 
 
 def test_colab_keeps_its_compatible_torch_and_installs_what_is_missing():

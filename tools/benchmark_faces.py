@@ -40,6 +40,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import time
@@ -129,7 +130,8 @@ def own_videos(folder: Path, max_videos: int | None) -> tuple:
     from helpers import data_sources
 
     folder = Path(folder).expanduser().resolve()
-    name = f"benchmark-{folder.name}-{hashlib.sha1(str(folder).encode()).hexdigest()[:8]}"
+    plain = re.sub(r"[^A-Za-z0-9_.-]+", "_", folder.name).strip("._") or "videos"  # "my videos" -> "my_videos"
+    name = f"benchmark-{plain}-{hashlib.sha1(str(folder).encode()).hexdigest()[:8]}"
     dataset = data_sources.prepare_dataset("folder", "full", path=folder, name=name, skip_bad=True,
                                            max_videos=max_videos)
     paths = [Path(p) for p in data_sources.load_dataset(dataset, probe=False)["path"]]

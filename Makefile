@@ -40,3 +40,13 @@ gpu-test: $(VENV)/.installed
 
 clean-runs:
 	rm -rf runs results
+
+# CPU estimate of each notebook's GPU memory at its full settings (docs/gpu_4gb.md); no GPU needed
+.PHONY: memory-estimate
+memory-estimate: $(VENV)/.installed
+	$(PY) tools/memory_estimate.py
+
+# training speed of the course's loop, plain vs channels-last memory format (CPU)
+.PHONY: benchmark-training
+benchmark-training: $(VENV)/.installed
+	$(PY) tools/benchmark_training.py

@@ -2,6 +2,13 @@
 #   make course   run every notebook on the built-in sample, regenerate figures/ and results/
 #   make test     unit tests + every notebook in its smoke profile + the browser test of the demo
 # More:  make demo (Gradio app)   make benchmark (face extraction speed)   make gpu-test (4 GiB GPU check)
+#
+# Variables (all optional; `make course SOURCE=folder DATA_PATH=/path/to/videos` etc.):
+#   course     PROFILE (smoke | standard | full), SOURCE (sample | kaggle | folder), DATA_PATH (your
+#              folder, with SOURCE=folder), DIFFICULTY (the built-in sample's), PRETRAINED (True | False),
+#              DEVICE (auto | cpu | cuda), ONLY (notebook numbers, e.g. ONLY="01 02")
+#   demo       CHECKPOINT (a .pth file)
+#   benchmark  VIDEOS (a folder of your own videos, with metadata.json or real/ and fake/)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,6 +16,20 @@ PY := $(VENV)/bin/python
 PROFILE ?= standard
 SOURCE ?= sample
 PRETRAINED ?= False
+DATA_PATH ?=
+DIFFICULTY ?=
+DEVICE ?=
+ONLY ?=
+CHECKPOINT ?=
+VIDEOS ?=
+
+# An option only when its variable is set; values are quoted for the shell, so paths with spaces work.
+quoted = '$(subst ','\'',$(1))'
+option = $(if $(strip $(2)),$(1) $(call quoted,$(2)))
+COURSE_OPTIONS = --profile $(call quoted,$(PROFILE)) --source $(call quoted,$(SOURCE)) \
+                 --pretrained $(call quoted,$(PRETRAINED)) $(call option,--data-path,$(DATA_PATH)) \
+                 $(call option,--difficulty,$(DIFFICULTY)) $(call option,--device,$(DEVICE)) \
+                 $(if $(strip $(ONLY)),--only $(ONLY))
 
 .PHONY: course test demo benchmark gpu-test browser env clean-runs
 
@@ -21,7 +42,7 @@ $(VENV)/.installed: requirements.txt requirements-lock.txt pyproject.toml
 env: $(VENV)/.installed
 
 course: $(VENV)/.installed
-	$(PY) tools/run_course.py --profile $(PROFILE) --source $(SOURCE) --pretrained $(PRETRAINED)
+	$(PY) tools/run_course.py $(COURSE_OPTIONS)
 
 browser:
 	bash tools/install_browser.sh
@@ -30,16 +51,46 @@ test: $(VENV)/.installed browser
 	$(PY) -m pytest
 
 demo: $(VENV)/.installed
-	$(PY) -m helpers.demo_app $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
+	$(PY) -m helpers.demo_app$(call option, --checkpoint,$(CHECKPOINT))
 
 benchmark: $(VENV)/.installed
-	$(PY) tools/benchmark_faces.py
+	$(PY) tools/benchmark_faces.py$(call option, --videos-dir,$(VIDEOS))
 
 gpu-test: $(VENV)/.installed
 	$(PY) -m pytest -m gpu tests/test_gpu_full_profile.py
 
 clean-runs:
 	rm -rf runs results
+
+# The course book, a classroom cache, student copies (see README):
+#   make book [PROFILE=smoke]   make prefetch CACHE=/shared/course-cache   make student
+.PHONY: book prefetch student
+
+book: $(VENV)/.installed
+	$(PY) tools/build_book.py $(if $(filter command line environment,$(origin PROFILE)),--profile $(PROFILE),)
+
+prefetch: $(VENV)/.installed
+	$(PY) tools/prefetch.py $(if $(CACHE),--cache $(CACHE),)
+
+student: $(VENV)/.installed
+	$(PY) tools/make_student.py
+
+# Scale-out (notebook 08): face crops of a folder of videos on Ray (this machine, or the cluster in
+# RAY_ADDRESS), then every video scored with a checkpoint into submission.csv (DFDC format).
+#   make extract-cluster DATA_PATH=/videos [RAY_ADDRESS=head:6379] [WORKERS=4] [DEVICE=cpu] [PROFILE=full]
+#   make score DATA_PATH=/videos [CHECKPOINT=model.pth] [RULE=mean|confident] [OUT=/folder]
+.PHONY: extract-cluster score
+ray_quote = '$(subst ','\'',$(1))'
+RAY_OPTIONS = --profile $(call ray_quote,$(PROFILE)) $(if $(RAY_ADDRESS),--address $(call ray_quote,$(RAY_ADDRESS))) \
+              $(if $(WORKERS),--workers $(call ray_quote,$(WORKERS))) $(if $(DEVICE),--device $(call ray_quote,$(DEVICE)))
+extract-cluster: $(VENV)/.installed
+	@test -n $(call ray_quote,$(DATA_PATH)) || { echo "Set DATA_PATH to a folder of videos: make extract-cluster DATA_PATH=/path"; exit 2; }
+	$(PY) -m helpers.distributed extract $(call ray_quote,$(DATA_PATH)) $(RAY_OPTIONS)
+score: $(VENV)/.installed
+	@test -n $(call ray_quote,$(DATA_PATH)) || { echo "Set DATA_PATH to a folder of videos: make score DATA_PATH=/path CHECKPOINT=model.pth"; exit 2; }
+	$(PY) -m helpers.distributed score $(call ray_quote,$(DATA_PATH)) $(RAY_OPTIONS) \
+		$(if $(CHECKPOINT),--checkpoint $(call ray_quote,$(CHECKPOINT))) $(if $(RULE),--rule $(call ray_quote,$(RULE))) \
+		$(if $(OUT),--out $(call ray_quote,$(OUT)))
 
 # CPU estimate of each notebook's GPU memory at its full settings (docs/gpu_4gb.md); no GPU needed
 .PHONY: memory-estimate

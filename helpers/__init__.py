@@ -3,9 +3,13 @@
 The modules follow the course's pipeline, in the order the notebooks use them:
 
     config            paths, caches and run profiles (smoke / standard / full)
+    environment       your machine, Colab or Kaggle Notebooks: what each one needs
+    cache             the classroom cache of downloads (make prefetch, DEEPFAKE_CACHE)
+    safe_io           guarded reading of the files a user supplies, all-or-nothing writes
     reproducibility   seeds
     gpu               device choice, a GPU memory cap, peak-memory reports
     results           saving figures and recording measured numbers
+    plots             the figures notebooks draw (tables, curves, heat maps, Grad-CAM panels)
     data_sources      Kaggle DFDC, your own folder, metadata checks, splits
     sample_data       the built-in synthetic face-swap sample
     video_frames      evenly spaced frame sampling

@@ -108,3 +108,14 @@ def resolve_settings(defaults: dict, profile: str, verbose: bool = True, **overr
         for key, value in settings.items():
             print(f"  {key:<{width}}  {value}")
     return SimpleNamespace(**settings)
+
+
+def cache_dir() -> Path | None:
+    """The classroom cache (``make prefetch`` fills it), from ``DEEPFAKE_CACHE``; None when unset.
+
+    Unlike the folders above it is never created here: a cache is prepared once by
+    a teacher (``make prefetch``) and may be shared read-only, so a mistyped path
+    must be reported (:mod:`helpers.cache` does), not silently made empty.
+    """
+    value = os.environ.get("DEEPFAKE_CACHE", "").strip()
+    return Path(value).expanduser() if value else None

@@ -35,11 +35,12 @@ import re
 import shutil
 import stat
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from . import config
+from . import config, environment, safe_io
 
 LABELS = ("REAL", "FAKE")
 SPLITS = ("train", "val", "test")
@@ -73,6 +74,10 @@ class KaggleSetupError(DatasetError):
 
 class UnsafeArchiveError(DatasetError):
     """An archive holds entries that would be written outside the target folder."""
+
+
+class ArchiveLimitError(UnsafeArchiveError):
+    """An archive would unpack to more than the limits allow (total size, compression ratio, entries)."""
 
 
 class VideoError(ValueError):
@@ -122,16 +127,26 @@ def parse_metadata(data, where: str = "metadata.json") -> tuple[dict, list[str]]
     return entries, problems
 
 
+METADATA_ADVICE = ("It should be a UTF-8 JSON object mapping each video's file name to {\"label\": \"REAL\" or "
+                   "\"FAKE\"} (fakes may add \"original\"). Fix it and run again; nothing in your folder was changed.")
+
+
+def _dataset_error(message: str) -> DatasetError:
+    return DatasetError(message, [message])
+
+
+def _read_metadata_json(path: Path):
+    """The parsed JSON of a metadata.json, read with every guard of :func:`helpers.safe_io.read_user_json`
+    (regular file, size limit, byte-order mark, depth, keys given twice); DatasetError otherwise."""
+    return safe_io.read_user_json(path, what="The metadata file", advice=METADATA_ADVICE, error=_dataset_error)
+
+
 def read_metadata(path) -> dict:
     """Read and check a ``metadata.json``; raise :class:`DatasetError` listing every problem."""
     path = Path(path)
-    if not path.exists():
+    if not os.path.lexists(path):
         raise DatasetError(f"No metadata: {path} does not exist.", [f"{path} does not exist."])
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DatasetError(f"{path} is not valid JSON: {error}.", [f"{path.name}: not valid JSON ({error})."]) \
-            from None
+    data = _read_metadata_json(path)
     entries, problems = parse_metadata(data, path.name)
     if problems:
         raise DatasetError(_problem_message(path, problems, can_skip=False), problems)
@@ -155,10 +170,15 @@ def write_metadata(path, entries: dict) -> Path:
 
 
 def _write_json(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    tmp.replace(path)
+    safe_io.atomic_write_json(path, data)
+
+
+def _read_own_json(path: Path):
+    """One of *our* JSON files (cache, record); None when it is missing or damaged, so it is made again."""
+    try:
+        return safe_io.read_user_json(path, what="The file")
+    except safe_io.UnreadableFileError:
+        return None
 
 
 def _problem_message(where, problems: list[str], can_skip: bool) -> str:
@@ -379,46 +399,64 @@ def scan_folder(folder) -> tuple[dict, list[str], list[str], dict]:
     hold a ``file`` (path relative to the folder); video problems concern
     single videos (they may be skipped); fatal problems make the folder
     unusable; ``video_info`` is :func:`inspect_video`'s answer per readable video.
+    In the real/ + fake/ layout every video gets a name of its own even when
+    files in different sub-folders share a file name (see :func:`unique_video_names`).
     """
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         return {}, [], [f"{folder} is not a folder."], {}
     meta_path = folder / "metadata.json"
-    subdirs = {p.name.lower(): p for p in folder.iterdir() if p.is_dir()}
+    children = _list_folder(folder)
+    subdirs: dict[str, list[Path]] = {}
+    for p in children:
+        if p.is_dir():
+            subdirs.setdefault(p.name.lower(), []).append(p)
     entries, video_problems, fatal = {}, [], []
-    if meta_path.exists():
+    if os.path.lexists(meta_path):
         try:
-            data = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            return {}, [], [f"metadata.json is not valid JSON ({error}); fix or remove it."], {}
+            data = _read_metadata_json(meta_path)
+        except DatasetError as error:
+            return {}, [], [str(error)], {}
         parsed, problems = parse_metadata(data)
         if not isinstance(data, dict):
             return {}, [], problems, {}
         video_problems += problems
-        present = {p.name: p for p in folder.iterdir() if _is_video(p)}
+        present = {p.name: p for p in children if _is_video(p)}
         for name, entry in parsed.items():
             if name not in present:
-                video_problems.append(f"{name}: labelled in metadata.json but there is no such file.")
+                candidate = folder / name
+                if os.path.lexists(candidate) and not candidate.is_file():
+                    video_problems.append(f"{name}: labelled in metadata.json but it is not a regular file "
+                                          "(a folder, a named pipe or a broken link).")
+                else:
+                    video_problems.append(f"{name}: labelled in metadata.json but there is no such file.")
                 continue
             entries[name] = {**entry, "file": name}
         bad_names = {str(n) for n in data}
         for name in sorted(set(present) - set(parsed) - bad_names):
             video_problems.append(f"{name}: video without a label (not in metadata.json).")
     elif "real" in subdirs or "fake" in subdirs:
-        seen: dict[str, str] = {}
+        labelled_files = []
         for label in LABELS:
-            sub = subdirs.get(label.lower())
-            if sub is None:
+            found = subdirs.get(label.lower(), [])
+            if len(found) > 1:
+                fatal.append(f"{folder} has {len(found)} folders for {label} videos "
+                             f"({', '.join(sorted(p.name + '/' for p in found))}); keep one {label.lower()}/ "
+                             "folder (move the videos of the others into it).")
+                continue
+            if not found:
                 video_problems.append(f"there is no {label.lower()}/ folder, so there are no {label} videos.")
                 continue
+            sub = found[0]
             files = sorted(p for p in sub.rglob("*") if _is_video(p))
             if not files:
                 video_problems.append(f"{sub.name}/ holds no videos ({', '.join(VIDEO_EXTENSIONS)}).")
-            for p in files:
-                rel = p.relative_to(folder).as_posix()
-                name = p.name if p.name not in seen else rel.replace("/", "__")
-                seen[name] = rel
-                entries[name] = {"label": label, "original": None, "file": rel}
+            labelled_files += [(p.relative_to(folder).as_posix(), label) for p in files]
+        names = unique_video_names([rel for rel, _ in labelled_files])
+        for rel, label in labelled_files:
+            entries[names[rel]] = {"label": label, "original": None, "file": rel}
+        if fatal:
+            return {}, [], fatal, {}
     else:
         fatal.append(f"{folder} has neither a metadata.json (DFDC layout) nor real/ and fake/ sub-folders. "
                      "Put the videos in real/ and fake/, or add a metadata.json like "
@@ -435,6 +473,51 @@ def scan_folder(folder) -> tuple[dict, list[str], list[str], dict]:
     if not entries:
         fatal.append("no readable, labelled video was found.")
     return entries, video_problems, fatal, infos
+
+
+def _list_folder(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except OSError as error:
+        raise DatasetError(f"{folder} cannot be listed ({error.strerror or error}); check that you may read it.",
+                           [f"{folder}: cannot be listed."]) from None
+
+
+def unique_video_names(relative_paths) -> dict:
+    """A video name for each relative path (``"real/sub/clip.mp4"``), distinct even ignoring case.
+
+    A file keeps its own name when no other file in the folder has it (in any
+    letter case); files sharing a name are named after their whole path, with
+    ``__`` for ``/`` (``real__sub__clip.mp4``). Should that name be taken too
+    (a file really called ``real__sub__clip.mp4``), ``-2``, ``-3``... is added
+    before the extension. Names never contain ``/`` or ``\\``, so each is also
+    a safe file name for the crops of later stages. The result does not depend
+    on the order of ``relative_paths``.
+    """
+    paths = sorted(set(relative_paths))
+    def base(rel):
+        return PurePosixPath(rel).name
+    counts: dict[str, int] = {}
+    for rel in paths:
+        counts[base(rel).casefold()] = counts.get(base(rel).casefold(), 0) + 1
+    names, taken = {}, set()
+    for rel in paths:  # unique file names first: they are never renamed
+        if counts[base(rel).casefold()] == 1:
+            names[rel] = base(rel)
+            taken.add(base(rel).casefold())
+    for rel in paths:
+        if rel in names:
+            continue
+        candidate = rel.replace("\\", "/").replace("/", "__")
+        stem, dot, suffix = candidate.rpartition(".")
+        stem, suffix = (stem, dot + suffix) if dot and stem else (candidate, "")
+        number = 1
+        while candidate.casefold() in taken:
+            number += 1
+            candidate = f"{stem}-{number}{suffix}"
+        names[rel] = candidate
+        taken.add(candidate.casefold())
+    return names
 
 
 def _folder_fingerprint(folder: Path) -> str:
@@ -456,9 +539,14 @@ def _prepare_from_folder(video_root: Path, out_dir: Path, source: str, seed: int
     # (later stages key their caches by the dataset folder's name)
     final = out_dir if not max_videos else out_dir / f"{out_dir.name}-max{int(max_videos)}"
     source_file = final / "source.json"
+    for made in {out_dir, final}:
+        _check_not_taken(made, video_root)
     if (final / "metadata.json").exists() and source_file.exists():
-        stored = json.loads(source_file.read_text())
-        if {k: stored.get(k) for k in key} == key and stored.get("max_videos") == max_videos:
+        stored = _read_own_json(source_file)
+        if isinstance(stored, dict) and {k: stored.get(k) for k in key} == key \
+                and stored.get("max_videos") == max_videos:
+            for warning in stored.get("warnings") or []:
+                print("Note:", warning)
             return final
     entries, video_problems, fatal, infos = scan_folder(video_root)
     if fatal:
@@ -470,16 +558,64 @@ def _prepare_from_folder(video_root: Path, out_dir: Path, source: str, seed: int
         print(f"Leaving out what these {len(video_problems)} problem(s) concern (skip_bad=True):")
         for p in video_problems:
             print("  -", p)
+    _check_both_labels(entries, video_root, video_problems)
     if not (keep_splits and all(e.get("split") in SPLITS for e in entries.values())):
         splits = assign_splits(entries, fractions=fractions, seed=seed)
         for name, split in splits.items():
             entries[name]["split"] = split
     entries = _subset(entries, max_videos, seed)
+    warnings = split_warnings(entries, fractions)
+    for warning in warnings:
+        print("Note:", warning)
     _write_json(final / "video_info.json", {name: infos[name] for name in entries})
     write_metadata(final / "metadata.json", entries)
     _write_json(source_file, {**key, "max_videos": max_videos, "skipped": video_problems,
-                              "n_videos": len(entries)})
+                              "n_videos": len(entries), "warnings": warnings})
     return final
+
+
+def _check_not_taken(out_dir: Path, video_root: Path) -> None:
+    """Refuse to reuse a dataset folder that was made from another video folder (two folders given
+    the same ``name=``): its metadata would be replaced and later caches mixed up."""
+    stored = _read_own_json(out_dir / "source.json")
+    if isinstance(stored, dict) and stored.get("video_root") and stored["video_root"] != str(video_root):
+        raise DatasetError(
+            f"The dataset name {out_dir.name!r} is already used by the videos of {stored['video_root']}, "
+            f"not {video_root}. Give this folder another name (name=...), or delete {out_dir} to reuse the "
+            "name; your videos are not touched either way.", [f"{out_dir.name}: name already used."])
+
+
+def _check_both_labels(entries: dict, video_root: Path, left_out: list) -> None:
+    """A dataset needs REAL and FAKE videos: with one label a model cannot learn and AUC is undefined."""
+    have = {e["label"] for e in entries.values()}
+    missing = [label for label in LABELS if label not in have]
+    if not missing:
+        return
+    why = (f" after leaving out {len(left_out)} problem video(s) (skip_bad=True)" if left_out else "")
+    message = (f"The dataset at {video_root} has no {' and no '.join(missing)} videos{why}: only "
+               f"{len(entries)} {'/'.join(sorted(have)) or 'no'} video(s) remain, and a detector needs both "
+               "labels to learn and to be evaluated. Add "
+               f"{' and '.join(m + ' videos' for m in missing)} (or fix the ones listed above) and run again; "
+               "nothing in your folder was changed.")
+    raise DatasetError(message, [message])
+
+
+def split_warnings(entries: dict, fractions=DEFAULT_FRACTIONS) -> list[str]:
+    """Plain sentences about splits that cannot be used fully: a wanted split that is empty or holds
+    one label only (too few videos of a kind to go round). Empty list when all is well."""
+    warnings = []
+    for split, share in zip(SPLITS, fractions):
+        if not share:
+            continue
+        labels = [e["label"] for e in entries.values() if e.get("split") == split]
+        if not labels:
+            warnings.append(f"the {split} split is empty ({len(entries)} videos in all are too few to fill "
+                            "train, val and test); add videos, or use the numbers of that split with care.")
+        elif len(set(labels)) == 1:
+            warnings.append(f"the {split} split holds {len(labels)} {labels[0]} video(s) and no "
+                            f"{'FAKE' if labels[0] == 'REAL' else 'REAL'} one: its accuracy means little and its "
+                            "ROC AUC is undefined. Add videos of the missing label.")
+    return warnings
 
 
 def _own_name(folder: Path) -> str:
@@ -515,8 +651,8 @@ def find_kaggle_credentials(environ=None, home=None) -> str | None:
         legacy = directory / "kaggle.json"
         if legacy.is_file():
             try:
-                data = json.loads(legacy.read_text())
-            except (OSError, ValueError):
+                data = _read_kaggle_json(legacy)
+            except KaggleSetupError:
                 continue
             if isinstance(data, dict) and data.get("username") and data.get("key"):
                 return str(legacy)
@@ -524,6 +660,57 @@ def find_kaggle_credentials(environ=None, home=None) -> str | None:
     if oauth.is_file() and oauth.stat().st_size > 0:
         return f"{oauth} (kaggle auth login)"
     return None
+
+
+KAGGLE_JSON_ADVICE = ("It should read {\"username\": \"your-kaggle-name\", \"key\": \"the API key\"}: download a "
+                      "fresh one at https://www.kaggle.com/settings/api (\"Create New Token\" under the legacy API "
+                      "credentials) and put it there, or delete it and use another way to sign in (below).")
+
+
+def _read_kaggle_json(path: Path):
+    return safe_io.read_user_json(path, what="The Kaggle credentials file", max_bytes=64 << 10,
+                                  advice=KAGGLE_JSON_ADVICE, error=KaggleSetupError)
+
+
+def kaggle_credential_problems(environ=None, home=None) -> list[str]:
+    """Why credential files that are there cannot be used (empty, not JSON, lacking a field, a folder...).
+
+    :func:`find_kaggle_credentials` passes over such files; when it finds nothing
+    else, these sentences tell the user it was *their file* that failed, not that
+    there is none.
+    """
+    env = os.environ if environ is None else environ
+    home = Path(home) if home is not None else Path.home()
+    problems = []
+    config_dirs = [Path(env["KAGGLE_CONFIG_DIR"])] if env.get("KAGGLE_CONFIG_DIR") else []
+    config_dirs += [home / ".kaggle", Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "kaggle"]
+    for legacy in [d / "kaggle.json" for d in config_dirs]:
+        if not os.path.lexists(legacy):
+            continue
+        try:
+            data = _read_kaggle_json(legacy)
+        except KaggleSetupError as error:
+            problems.append(str(error))
+            continue
+        if not isinstance(data, dict):
+            problems.append(f"The Kaggle credentials file {legacy} holds a JSON {type(data).__name__}, not an "
+                            f"object. {KAGGLE_JSON_ADVICE}")
+            continue
+        lacking = [field for field in ("username", "key") if not (isinstance(data.get(field), str)
+                                                                  and data[field].strip())]
+        if lacking:
+            problems.append(f"The Kaggle credentials file {legacy} has no {' and no '.join(repr(f) for f in lacking)}"
+                            f" entry. {KAGGLE_JSON_ADVICE}")
+    for name in ("access_token", "access_token.txt"):
+        token = home / ".kaggle" / name
+        if os.path.lexists(token):
+            if not token.is_file():
+                problems.append(f"The Kaggle token file {token} is not a regular file; replace it with the token "
+                                "from https://www.kaggle.com/settings/api, or delete it.")
+            elif token.stat().st_size == 0:
+                problems.append(f"The Kaggle token file {token} is empty; paste the token from "
+                                "https://www.kaggle.com/settings/api into it, or delete it.")
+    return problems
 
 
 def kaggle_help_message() -> str:
@@ -611,6 +798,12 @@ def fetch_kaggle_archive(download_dir=None, downloader=None) -> Path:
         return final
     credentials = find_kaggle_credentials()
     if credentials is None:
+        problems = kaggle_credential_problems()
+        if problems:
+            raise KaggleSetupError("Kaggle credentials were found but cannot be used:\n  - " + "\n  - ".join(problems)
+                                   + "\n\n" + kaggle_help_message().replace("No Kaggle credentials found",
+                                                                            "No usable Kaggle credentials", 1),
+                                   problems)
         raise KaggleSetupError(kaggle_help_message())
     partial = download_dir / "partial"
     partial.mkdir(parents=True, exist_ok=True)
@@ -641,34 +834,103 @@ def _unsafe_reason(info: zipfile.ZipInfo) -> str | None:
     return None
 
 
-def safe_extract(archive, target_dir, prefix: str | None = None) -> Path:
-    """Extract a zip into ``target_dir`` without letting any entry escape it.
+# Limits on what an archive may unpack to. The competition's train_sample_videos is about 4 GB of
+# videos, which hardly compress (ratio about 1); a "zip bomb" packs gigabytes of zeros into kilobytes.
+MAX_EXTRACT_BYTES = 16 * 2**30     # total size of the extracted files
+MAX_COMPRESSION_RATIO = 100        # uncompressed / compressed size, for entries above 1 MiB and overall
+MAX_ARCHIVE_ENTRIES = 100_000      # the DFDC archive has about 800
+FREE_SPACE_MARGIN = 512 * 2**20    # left free on the disk after extracting
 
-    The whole archive is checked first: absolute paths, ``..`` components and
-    symbolic links are refused (:class:`UnsafeArchiveError` lists them) and
-    nothing is written. Only entries under ``prefix`` are extracted (with the
-    prefix removed). Extraction goes to ``<target>.partial`` and is renamed
-    when complete; an existing complete target is returned as is.
+
+def check_archive(archive, prefix: str | None = None, max_total_bytes: int | None = None,
+                  max_ratio: float | None = None) -> list:
+    """The zip entries :func:`safe_extract` would write, after checking the whole archive.
+
+    Refused, with :class:`UnsafeArchiveError` listing every entry at fault: a file
+    that is no zip, absolute paths, ``..`` components, symbolic links; with
+    :class:`ArchiveLimitError`: more than ``MAX_ARCHIVE_ENTRIES`` entries, more than
+    ``max_total_bytes`` in all, or a compression ratio above ``max_ratio``.
+    Reads only the archive's directory, never the compressed data.
+    """
+    max_total_bytes = MAX_EXTRACT_BYTES if max_total_bytes is None else max_total_bytes
+    max_ratio = MAX_COMPRESSION_RATIO if max_ratio is None else max_ratio
+    name = Path(archive).name
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        problem = f"{name} is not a readable zip archive ({error}); it is damaged or incomplete"
+        raise UnsafeArchiveError(f"Refusing to extract {problem}.", [problem]) from None
+    bad = [f"{i.filename!r}: {reason}" for i in infos if (reason := _unsafe_reason(i))]
+    if bad:
+        raise UnsafeArchiveError(f"Refusing to extract {name}: {len(bad)} unsafe entr"
+                                 f"{'y' if len(bad) == 1 else 'ies'}:\n  - " + "\n  - ".join(bad), bad)
+    if len(infos) > MAX_ARCHIVE_ENTRIES:
+        problem = f"it holds {len(infos):,} entries; at most {MAX_ARCHIVE_ENTRIES:,} are extracted"
+        raise ArchiveLimitError(f"Refusing to extract {name}: {problem}.", [problem])
+    chosen = [i for i in infos if not i.is_dir() and (not prefix or i.filename.replace("\\", "/").startswith(prefix))]
+    problems = []
+    total = sum(i.file_size for i in chosen)
+    packed = sum(i.compress_size for i in chosen)
+    if total > max_total_bytes:
+        problems.append(f"it would unpack to {total / 2**30:.2f} GB, more than the limit of "
+                        f"{max_total_bytes / 2**30:.2f} GB")
+    for info in chosen:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > 2**20 and ratio > max_ratio:
+            problems.append(f"{info.filename!r} is {info.file_size / 2**20:.0f} MB packed into "
+                            f"{info.compress_size / 2**10:.0f} KB (ratio {ratio:.0f}, limit {max_ratio:g}); "
+                            "videos do not compress like that")
+    if total > 2**20 and total > max_ratio * max(packed, 1) and not problems:
+        problems.append(f"its entries unpack to {total / max(packed, 1):.0f} times their packed size "
+                        f"(limit {max_ratio:g})")
+    if problems:
+        raise ArchiveLimitError(f"Refusing to extract {name}: " + "; ".join(problems[:5])
+                                + ("; ..." if len(problems) > 5 else "") + ".", problems)
+    return chosen
+
+
+def safe_extract(archive, target_dir, prefix: str | None = None, max_total_bytes: int | None = None,
+                 max_ratio: float | None = None) -> Path:
+    """Extract a zip into ``target_dir`` without letting any entry escape it or fill the disk.
+
+    The whole archive is checked first (:func:`check_archive`: unsafe paths,
+    links, entry count, total size, compression ratio) and the disk must have
+    room for all of it plus ``FREE_SPACE_MARGIN``; otherwise nothing is written.
+    Only entries under ``prefix`` are extracted (with the prefix removed), and
+    none may grow beyond the size the archive declares for it. Extraction goes
+    to ``<target>.partial`` and is renamed when complete (a refused or failed
+    extraction removes it); an existing complete target is returned as is.
     """
     target = Path(target_dir)
     if target.is_dir():
         return target
+    chosen = check_archive(archive, prefix, max_total_bytes, max_ratio)
+    total = sum(i.file_size for i in chosen)
+    safe_io.check_free_space(target.parent, total, f"Extracting {Path(archive).name}", FREE_SPACE_MARGIN,
+                             error=_dataset_error, advice="Free some space there, or set DEEPFAKE_DATA_DIR to a "
+                             "folder on a larger disk, and run again.")
+    work = target.with_name(target.name + ".partial")
+    if work.exists():
+        shutil.rmtree(work)  # our own half-finished extraction
+    work.mkdir(parents=True)
+    try:
+        _extract_entries(archive, chosen, work, target, prefix)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    work.replace(target)
+    return target
+
+
+def _extract_entries(archive, chosen: list, work: Path, target: Path, prefix: str | None) -> None:
+    """Write the checked entries into ``work``, each no larger than the size the archive declares."""
+    name_of_archive = Path(archive).name
+    root = work.resolve()
     with zipfile.ZipFile(archive) as zf:
-        infos = zf.infolist()
-        bad = [f"{i.filename!r}: {reason}" for i in infos if (reason := _unsafe_reason(i))]
-        if bad:
-            raise UnsafeArchiveError(f"Refusing to extract {Path(archive).name}: {len(bad)} unsafe entr"
-                                     f"{'y' if len(bad) == 1 else 'ies'}:\n  - " + "\n  - ".join(bad), bad)
-        work = target.with_name(target.name + ".partial")
-        if work.exists():
-            shutil.rmtree(work)  # our own half-finished extraction
-        work.mkdir(parents=True)
-        root = work.resolve()
-        for info in infos:
+        for info in chosen:
             name = info.filename.replace("\\", "/")
             if prefix:
-                if not name.startswith(prefix):
-                    continue
                 name = name[len(prefix):]
             if not name or name.endswith("/"):
                 continue
@@ -677,10 +939,40 @@ def safe_extract(archive, target_dir, prefix: str | None = None) -> Path:
                 raise UnsafeArchiveError(f"Refusing to extract {info.filename!r}: it resolves outside {target}.",
                                          [info.filename])
             dest.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
-    work.replace(target)
-    return target
+            written = 0
+            try:
+                with zf.open(info) as src, open(dest, "wb") as out:
+                    while chunk := src.read(1 << 20):
+                        written += len(chunk)
+                        if written > info.file_size:
+                            problem = f"{info.filename!r} unpacks to more than the {info.file_size} bytes it declares"
+                            raise ArchiveLimitError(f"Refusing to extract {name_of_archive}: {problem}.", [problem])
+                        out.write(chunk)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+                problem = f"{info.filename!r} is damaged ({error})"
+                raise UnsafeArchiveError(f"Could not extract {name_of_archive}: {problem}.", [problem]) from None
+
+
+def set_archive_aside(archive, error: DatasetError) -> DatasetError:
+    """Move a refused archive we downloaded into ``refused/`` beside it; return ``error`` saying so.
+
+    Left in place, every rerun would find the "complete" archive and fail the
+    same way; moved aside, the next run downloads a fresh copy, and the file is
+    kept for whoever wants to look at it. Never used on a user's own files.
+    """
+    archive = Path(archive)
+    aside_dir = archive.parent / "refused"
+    aside_dir.mkdir(parents=True, exist_ok=True)
+    aside = aside_dir / archive.name
+    number = 1
+    while aside.exists():
+        number += 1
+        aside = aside_dir / f"{archive.stem}-{number}{archive.suffix}"
+    archive.replace(aside)
+    message = (f"{error}\nThe archive was moved to {aside}, so the next run downloads a fresh copy. If the new "
+               "download is refused too, the file Kaggle serves is not what this course expects: do not extract "
+               "it by hand. Delete the moved file when you no longer need it (nothing uses it).")
+    return type(error)(message, error.problems)
 
 
 # ----------------------------------------------------------------------------
@@ -710,26 +1002,34 @@ def prepare_dataset(source: str = "sample", profile: str = "standard", path=None
     source = (source or "sample").lower()
     if source == "sample":
         return _prepare_sample(profile, difficulty=difficulty, **options)
-    seed = options.pop("seed", None)
-    seed = DEFAULT_SEED if seed is None else int(seed)
-    fractions = tuple(options.pop("fractions", DEFAULT_FRACTIONS))
+    seed = _whole_number("seed", options.pop("seed", None), DEFAULT_SEED, minimum=0)
+    fractions = _split_fractions(options.pop("fractions", DEFAULT_FRACTIONS))
     skip_bad = bool(options.pop("skip_bad", False))
-    max_videos = options.pop("max_videos", MAX_VIDEOS.get(source, {}).get(profile))
+    max_videos = _whole_number("max_videos", options.pop("max_videos", MAX_VIDEOS.get(source, {}).get(profile)),
+                               None, minimum=1)
     if source == "kaggle":
         downloader = options.pop("downloader", None)
         _no_more(options)
         root = config.data_dir() / "kaggle"
-        videos = root / "train_sample_videos"
+        # Kaggle Notebooks with the competition's data attached: read it in place (read-only, no copy)
+        videos = environment.kaggle_dfdc_videos() or root / "train_sample_videos"
         if not videos.is_dir():
             archive = fetch_kaggle_archive(root / "download", downloader=downloader)
             print(f"Extracting {KAGGLE_PREFIX} from {archive.name} ...")
-            safe_extract(archive, videos, prefix=KAGGLE_PREFIX)
+            try:
+                safe_extract(archive, videos, prefix=KAGGLE_PREFIX)
+            except UnsafeArchiveError as error:  # also ArchiveLimitError
+                raise set_archive_aside(archive, error) from None
         return _prepare_from_folder(videos, root / "dfdc_train_sample", "kaggle", seed, fractions, skip_bad,
                                     max_videos)
     if source == "folder":
         keep_splits = bool(options.pop("keep_splits", False))
         name = options.pop("name", None)
         _no_more(options)
+        if name is not None and not (isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name)):
+            message = (f"name must be a plain folder name (letters, digits, '_', '-', '.'), got {name!r}; "
+                       "it becomes the folder data/own/<name>.")
+            raise DatasetError(message, [message])
         if path is None:
             raise DatasetError("DATA_SOURCE is \"folder\" but no DATA_PATH was given: set DATA_PATH to the folder "
                                "holding your videos (with metadata.json, or real/ and fake/ sub-folders).")
@@ -740,6 +1040,31 @@ def prepare_dataset(source: str = "sample", profile: str = "standard", path=None
                                "DEEPFAKE_DATA_DIR.")
         return _prepare_from_folder(folder, out, "folder", seed, fractions, skip_bad, max_videos, keep_splits)
     raise ValueError(f"Unknown data source {source!r}: choose \"sample\", \"kaggle\" or \"folder\".")
+
+
+def _whole_number(name: str, value, default, minimum: int):
+    """An option that must be a whole number >= minimum (None = ``default``); DatasetError otherwise."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        if isinstance(value, float) and value.is_integer() and value >= minimum:
+            return int(value)
+        message = f"{name} must be a whole number of at least {minimum} (or None), got {value!r}."
+        raise DatasetError(message, [message])
+    return int(value)
+
+
+def _split_fractions(value) -> tuple:
+    """Three non-negative numbers (train, val, test) with a positive sum; DatasetError otherwise."""
+    try:
+        fractions = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        fractions = ()
+    if len(fractions) != 3 or not all(np.isfinite(fractions)) or min(fractions) < 0 or sum(fractions) <= 0:
+        message = (f"fractions must be three non-negative numbers for train, val and test, e.g. (0.7, 0.15, 0.15); "
+                   f"got {value!r}.")
+        raise DatasetError(message, [message])
+    return fractions
 
 
 def _no_more(options: dict) -> None:
@@ -767,9 +1092,14 @@ def _prepare_sample(profile: str, progress: bool = True, **overrides) -> Path:
 
 def _video_root(dataset_dir: Path) -> Path:
     source = dataset_dir / "source.json"
-    if source.exists():
-        return Path(json.loads(source.read_text())["video_root"])
-    return dataset_dir
+    if not os.path.lexists(source):
+        return dataset_dir
+    stored = _read_own_json(source)
+    if not isinstance(stored, dict) or not isinstance(stored.get("video_root"), str):
+        raise DatasetError(f"{source} is damaged (it should say where the videos are). Delete the folder "
+                           f"{dataset_dir} (it holds only our metadata, never your videos) and run "
+                           "prepare_dataset again.", [f"{source}: damaged."])
+    return Path(stored["video_root"])
 
 
 def load_dataset(dataset_dir, probe: bool = True):
@@ -799,7 +1129,10 @@ def load_dataset(dataset_dir, probe: bool = True):
     if not probe or df.empty:
         return df
     info_path = dataset_dir / "video_info.json"
-    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    info = _read_own_json(info_path) if info_path.exists() else {}
+    if not isinstance(info, dict):  # a damaged cache: probe again
+        info = {}
+    info = {k: v for k, v in info.items() if isinstance(v, dict)}
     changed = False
     for name, path in zip(df["name"], df["path"]):
         size = Path(path).stat().st_size if Path(path).exists() else None

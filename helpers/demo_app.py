@@ -32,6 +32,7 @@ from . import inference  # noqa: E402  (the environment variable must be set bef
 log = logging.getLogger("deepfake-demo")
 
 DEFAULT_PORT = 7860
+MAX_QUEUE = 16  # requests waiting for the model at most; more are turned away with "queue full"
 # Fonts the browser already has: the page then needs nothing from the internet.
 LOCAL_FONTS = ["ui-sans-serif", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"]
 LOCAL_MONO_FONTS = ["ui-monospace", "Consolas", "monospace"]
@@ -65,6 +66,44 @@ def _run_safely(what: str, function, *args, **kwargs):
         log.exception("Analysing the %s failed", what)
         raise _user_error(f"Something went wrong while analysing the {what} ({type(error).__name__}: {error}). "
                           "The server log has the details.") from None
+    finally:
+        release_freed_memory()
+
+
+_LIBC = []
+
+
+def _glibc():
+    """The C library when it is GNU libc (Linux), else None; looked up once."""
+    if not _LIBC:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL("libc.so.6")
+            _LIBC.append(libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None)
+        except (OSError, AttributeError):
+            _LIBC.append(None)
+    return _LIBC[0]
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Let at most ``arenas`` malloc pools serve the server's threads (Linux glibc; elsewhere nothing).
+
+    Gradio runs each request on a worker thread, and glibc gives busy threads
+    pools of their own; memory a request freed then stays in its thread's pool
+    instead of serving the next request, and the server's memory creeps up
+    with the number of threads. Two pools are enough for one model.
+    """
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(-8, int(arenas))  # -8 is M_ARENA_MAX in glibc's malloc.h
+
+
+def release_freed_memory() -> None:
+    """Give memory the last request freed back to the system (``malloc_trim``; Linux glibc only)."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def _details(result, kind: str) -> str:
@@ -107,6 +146,18 @@ def _readable_image_input(component):
     return component
 
 
+def limits_text() -> str:
+    """The limits on what the page accepts, as shown at its foot (all from helpers.inference)."""
+    frame_mp = inference.MAX_VIDEO_FRAME_PIXELS / 1e6
+    work_mp = inference.WORK_FRAME_PIXELS / 1e6
+    return (f"Limits: files up to {inference.MAX_FILE_MB} MB; pictures up to "
+            f"{inference.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; videos up to {inference.MAX_VIDEO_SECONDS} s with "
+            f"frames up to {frame_mp:.1f} megapixels (4096 x 2160), scaled down to {work_mp:.1f} megapixels "
+            f"(1920 x 1080) for the analysis; at most {inference.MAX_N_FRAMES} frames sampled per video, "
+            f"decoded and analysed {inference.FRAMES_IN_MEMORY} at a time. One file is analysed at a time; "
+            f"up to {MAX_QUEUE} more wait their turn.")
+
+
 def build_app(predictor: inference.Predictor, n_frames: int = inference.DEFAULT_N_FRAMES):
     """The page: a Picture tab and a Video tab, both backed by ``predictor``."""
     import gradio as gr
@@ -122,7 +173,7 @@ def build_app(predictor: inference.Predictor, n_frames: int = inference.DEFAULT_
     def analyse_video(path, frames):
         if not path:
             raise _user_error("Upload a video first.")
-        result = _run_safely("video", predictor.predict_video, path, n_frames=int(frames))
+        result = _run_safely("video", predictor.predict_video, path, n_frames=frames)
         table = result.timeline_table().dropna(subset=["prob_fake"])
         return result.confidences, result.overlay, result.annotated, table, _details(result, "video")
 
@@ -152,8 +203,8 @@ def build_app(predictor: inference.Predictor, n_frames: int = inference.DEFAULT_
                         video_in = gr.Video(label=f"Video with a face (up to {inference.MAX_VIDEO_SECONDS} s)",
                                             sources=["upload"], include_audio=True, height=360,
                                             elem_id="video-input")
-                        video_frames = gr.Slider(4, 64, value=n_frames, step=1, label="Frames to sample",
-                                                 elem_id="video-frames")
+                        video_frames = gr.Slider(1, inference.MAX_N_FRAMES, value=n_frames, step=1,
+                                                 label="Frames to sample", elem_id="video-frames")
                         video_button = gr.Button("Analyse video", variant="primary", elem_id="video-button")
                         video_annotated = gr.Image(label="Most suspicious frame", interactive=False, height=360,
                                                    elem_id="video-annotated")
@@ -167,8 +218,7 @@ def build_app(predictor: inference.Predictor, n_frames: int = inference.DEFAULT_
                                                      label="Probability of fake, frame by frame",
                                                      elem_id="video-timeline")
                         video_details = gr.Markdown(elem_id="video-details")
-        gr.Markdown(f"Limits: files up to {inference.MAX_FILE_MB} MB, videos up to "
-                    f"{inference.MAX_VIDEO_SECONDS} s. Model: `{predictor!r}`.", elem_id="footer")
+        gr.Markdown(limits_text() + f" Model: `{predictor!r}`.", elem_id="footer")
 
         image_outputs = [image_label, image_cam, image_annotated, image_faces, image_details]
         video_outputs = [video_label, video_cam, video_annotated, video_timeline, video_details]
@@ -185,20 +235,34 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m helpers.demo_app", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint in notebook 04's format (default: the best one notebook 04 saved)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT)),
+    parser.add_argument("--port", type=_bounded_int(1, 65535), default=os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT),
                         help=f"port to serve on (default {DEFAULT_PORT})")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on; 0.0.0.0 makes the page reachable from other machines")
     parser.add_argument("--share", action="store_true", help="also create a temporary public link (gradio.live)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    parser.add_argument("--n-frames", type=int, default=inference.DEFAULT_N_FRAMES,
-                        help="frames sampled per video (default %(default)s)")
+    parser.add_argument("--n-frames", type=_bounded_int(1, inference.MAX_N_FRAMES), default=inference.DEFAULT_N_FRAMES,
+                        help=f"frames sampled per video, 1 to {inference.MAX_N_FRAMES} (default %(default)s)")
     return parser.parse_args(argv)
+
+
+def _bounded_int(low: int, high: int):
+    """An argparse type: a whole number from ``low`` to ``high`` (argparse prints the message and exits)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high}, got {value}")
+        return value
+    return parse
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    limit_malloc_arenas()
     try:
         predictor = inference.load_predictor(args.checkpoint, device=args.device)
     except inference.NoCheckpointError as error:
@@ -208,12 +272,17 @@ def main(argv=None) -> int:
         print(f"Could not load the checkpoint: {error}", file=sys.stderr)
         return 2
     print(f"Loaded {predictor!r}; warming up ...", flush=True)
-    predictor.warm_up()  # so that the first visitor does not wait for imports
+    try:
+        predictor.warm_up()  # so that the first visitor does not wait for imports
+    except Exception as error:  # e.g. a model that does not fit its recorded input size
+        print(f"The checkpoint loaded but the model cannot analyse a face ({type(error).__name__}: {error}). "
+              "Retrain it with notebooks/04_inception_resnet.ipynb or pass another --checkpoint.", file=sys.stderr)
+        return 2
 
     import gradio as gr
 
     app = build_app(predictor, n_frames=args.n_frames)
-    app.queue(default_concurrency_limit=1)
+    app.queue(default_concurrency_limit=1, max_size=MAX_QUEUE)
     app.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=False,
                max_file_size=f"{inference.MAX_FILE_MB}mb", footer_links=[],
                theme=gr.themes.Default(font=LOCAL_FONTS, font_mono=LOCAL_MONO_FONTS))

@@ -74,6 +74,74 @@ def _metric_value(metric: str, y: np.ndarray, p: np.ndarray, threshold: float) -
     raise ValueError(f"Unknown metric {metric!r}; choose accuracy, roc_auc or log_loss.")
 
 
+def _resampling_units(y: np.ndarray, groups) -> tuple[np.ndarray, np.ndarray]:
+    """Which unit (row, or group such as a video) each row belongs to, and each unit's label."""
+    if groups is None:
+        return np.arange(y.size), y.copy()
+    g = pd.Series(np.asarray(groups).ravel())
+    if g.size != y.size:
+        raise ValueError(f"{g.size} group names for {y.size} labels.")
+    unit_of_row = g.factorize(sort=True)[0]
+    per_unit = pd.Series(y).groupby(unit_of_row)
+    if (per_unit.nunique() > 1).any():
+        raise ValueError("A group holds both labels; groups must be videos (one label each).")
+    return unit_of_row, per_unit.first().to_numpy()
+
+
+def _bootstrap_weights(unit_of_row: np.ndarray, unit_label: np.ndarray, n_boot: int, seed: int, chunk: int = 250):
+    """Bootstrap draws as row multiplicities, ``chunk`` draws at a time (each a draws x rows array).
+
+    A draw picks units with replacement within each class; a row drawn twice
+    counts twice, so the metric of the resampled table is the weighted metric
+    of the original rows, and all draws of a chunk are scored at once.
+    """
+    rng = np.random.default_rng(seed)
+    by_class = [np.flatnonzero(unit_label == c) for c in (0, 1)]
+    for start in range(0, int(n_boot), chunk):
+        size = min(chunk, int(n_boot) - start)
+        counts = np.zeros((size, unit_label.size))
+        for ix in by_class:
+            if ix.size:
+                drawn = ix[rng.integers(0, ix.size, size=(size, ix.size))]
+                np.add.at(counts, (np.arange(size)[:, None], drawn), 1)
+        yield counts[:, unit_of_row]
+
+
+def _weighted_metric(metric: str, y: np.ndarray, p: np.ndarray, weights: np.ndarray,
+                     threshold: float = 0.5) -> np.ndarray:
+    """``metric`` of many bootstrap draws at once, each draw given as row multiplicities (draws x rows).
+
+    ROC AUC is the weighted rank-sum: for every FAKE row, the weight of the REAL
+    rows scoring lower (ties count one half), over the weight of all REAL-FAKE pairs.
+    """
+    total = weights.sum(axis=1)
+    if metric == "accuracy":
+        return weights @ ((p >= threshold).astype(int) == y).astype(float) / total
+    if metric == "log_loss":
+        q = np.clip(p, EPSILON, 1 - EPSILON)
+        return weights @ -(y * np.log(q) + (1 - y) * np.log(1 - q)) / total
+    if metric != "roc_auc":
+        raise ValueError(f"Unknown metric {metric!r}; choose accuracy, roc_auc or log_loss.")
+    values, position = np.unique(p, return_inverse=True)  # each row's place among the distinct scores
+    per_score = []
+    for label in (0, 1):
+        rows = np.flatnonzero(y == label)
+        summed = np.zeros((len(weights), len(values)))
+        np.add.at(summed, (slice(None), position[rows]), weights[:, rows])
+        per_score.append(summed)
+    real, fake = per_score
+    below = np.cumsum(real, axis=1) - real  # weight of the reals scoring strictly lower
+    return (fake * (below + 0.5 * real)).sum(axis=1) / (real.sum(axis=1) * fake.sum(axis=1))
+
+
+def _check_inputs(y: np.ndarray, *scores: np.ndarray, level: float = 0.95) -> None:
+    if any(s.shape != y.shape for s in scores) or y.size == 0:
+        raise ValueError(f"{y.size} labels and {', '.join(str(s.size) for s in scores)} probabilities: "
+                         "need the same, non-zero number.")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, got {level}.")
+
+
 def bootstrap_ci(labels, probabilities, metric: str = "roc_auc", groups=None, n_boot: int = 1000,
                  level: float = 0.95, seed: int = 0, threshold: float = 0.5) -> dict:
     """A percentile bootstrap confidence interval for ``metric`` (accuracy, roc_auc or log_loss).
@@ -97,35 +165,49 @@ def bootstrap_ci(labels, probabilities, metric: str = "roc_auc", groups=None, n_
     """
     y = np.asarray(labels, dtype=int).ravel()
     p = np.asarray(probabilities, dtype=float).ravel()
-    if y.shape != p.shape or y.size == 0:
-        raise ValueError(f"{y.size} labels and {p.size} probabilities: need the same, non-zero number.")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be between 0 and 1, got {level}.")
+    _check_inputs(y, p, level=level)
     value = _metric_value(metric, y, p, threshold)
-    if groups is None:
-        units = [np.array([i]) for i in range(y.size)]
-    else:
-        g = pd.Series(np.asarray(groups).ravel())
-        if g.size != y.size:
-            raise ValueError(f"{g.size} group names for {y.size} labels.")
-        units = [np.asarray(ix) for ix in g.groupby(g, sort=True).indices.values()]
-    unit_label = np.array([y[ix[0]] for ix in units])
-    if groups is not None and any(len(set(y[ix])) > 1 for ix in units):
-        raise ValueError("A group holds both labels; groups must be videos (one label each).")
-    result = {"value": value, "low": None, "high": None, "level": level, "n": len(units), "n_boot": int(n_boot)}
+    unit_of_row, unit_label = _resampling_units(y, groups)
+    result = {"value": value, "low": None, "high": None, "level": level, "n": int(unit_label.size),
+              "n_boot": int(n_boot)}
     if value is None or n_boot < 1:
         return result
-    rng = np.random.default_rng(seed)
-    by_class = [np.flatnonzero(unit_label == c) for c in (0, 1)]
-    draws = []
-    for _ in range(int(n_boot)):
-        picked = np.concatenate([rng.choice(ix, size=ix.size, replace=True) for ix in by_class if ix.size])
-        rows = np.concatenate([units[u] for u in picked])
-        m = _metric_value(metric, y[rows], p[rows], threshold)
-        if m is not None:
-            draws.append(m)
+    draws = np.concatenate([_weighted_metric(metric, y, p, w, threshold)
+                            for w in _bootstrap_weights(unit_of_row, unit_label, n_boot, seed)])
     low, high = np.quantile(draws, [(1 - level) / 2, 1 - (1 - level) / 2])
     result.update(low=float(low), high=float(high))
+    return result
+
+
+def metric_change_ci(labels, before, after, metric: str = "roc_auc", groups=None, n_boot: int = 1000,
+                     level: float = 0.95, seed: int = 0) -> dict:
+    """How much ``metric`` changes from the ``before`` scores to the ``after`` scores, with a paired CI.
+
+    For TTA (before = plain prediction, after = averaged over transforms) or a
+    degradation (before = clean faces, after = degraded ones). Both score the
+    same faces, so they are resampled together: each bootstrap draw picks
+    videos (``groups``) or faces with replacement, stratified by class as in
+    :func:`bootstrap_ci`, and takes the change on that draw. The interval of
+    the change is much narrower than the two intervals side by side suggest,
+    because the same hard faces are in both. Returns ``{"metric", "before",
+    "after", "change", "change_ci": [low, high], "level", "n", "n_boot"}``;
+    change = after - before (for log loss a negative change is an improvement).
+    """
+    y = np.asarray(labels, dtype=int).ravel()
+    a, b = np.asarray(before, dtype=float).ravel(), np.asarray(after, dtype=float).ravel()
+    _check_inputs(y, a, b, level=level)
+    unit_of_row, unit_label = _resampling_units(y, groups)
+    value_before, value_after = (_metric_value(metric, y, s, 0.5) for s in (a, b))
+    result = {"metric": metric, "before": value_before, "after": value_after, "change": None,
+              "change_ci": [None, None], "level": level, "n": int(unit_label.size), "n_boot": int(n_boot)}
+    if value_before is None or value_after is None:
+        return result
+    result["change"] = value_after - value_before
+    changes = [_weighted_metric(metric, y, b, w) - _weighted_metric(metric, y, a, w)
+               for w in _bootstrap_weights(unit_of_row, unit_label, n_boot, seed)]
+    if changes:
+        low, high = np.quantile(np.concatenate(changes), [(1 - level) / 2, 1 - (1 - level) / 2])
+        result["change_ci"] = [float(low), float(high)]
     return result
 
 
@@ -223,3 +305,103 @@ def roc_points(labels, probabilities) -> dict:
     """False/true positive rates for plotting a ROC curve."""
     fpr, tpr, _ = skm.roc_curve(np.asarray(labels, dtype=int), np.asarray(probabilities, dtype=float))
     return {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
+
+
+# ----------------------------------------------------------------------------
+# Did the model learn anything? A check that a model which learned nothing fails
+# ----------------------------------------------------------------------------
+
+def learning_check(train_losses, labels, probabilities, groups=None, level: str = "video",
+                   min_loss_drop: float = 0.10, min_units_per_class: int = 3, n_boot: int = 1000,
+                   seed: int = 0) -> dict:
+    """Evidence that a model learned something: its training curve and its scores on unseen data.
+
+    Two tests, each of which a model that learned nothing fails:
+
+    * ``loss_fell``: the last training loss is at least ``min_loss_drop`` (a
+      fraction, 0.10 = 10 %) below the first. ``train_losses`` are in order:
+      best the loss on the same clean training data (no augmentation, no
+      dropout) before and after training, so that only the weights differ;
+      per-epoch means also work but move with dropout and augmentation alone.
+      A learning rate of 0, or a model whose weights never change, fails this.
+    * ``beats_chance``: on data the model was not trained on (``labels``,
+      ``probabilities``), the lower end of the bootstrap 95 % confidence
+      interval of ROC AUC is above 0.5, the AUC of guessing. ``groups`` (the
+      video of each face) resamples whole videos (see :func:`bootstrap_ci`).
+      A model trained on shuffled labels can still push its training loss
+      down by memorising the training set, but it cannot rank unseen fakes
+      above unseen reals: this test catches it.
+
+    With fewer than ``min_units_per_class`` videos (or rows, without
+    ``groups``) of either class the interval says nothing (two REAL and two
+    FAKE videos come out in perfect order for one random scorer in six), and
+    ``beats_chance`` is None: too few to tell; ``passed`` then rests on the
+    loss alone, and ``reasons`` says so. ``level`` ("frame" or "video") is
+    only recorded, to say what the scores are.
+
+    Returns ``{"passed", "loss_fell", "first_loss", "last_loss",
+    "beats_chance", "roc_auc", "roc_auc_ci", "n", "n_units_per_class",
+    "level", "reasons"}``.
+    """
+    losses = [float(v) for v in train_losses if v is not None]
+    reasons = []
+    loss_fell = len(losses) >= 2 and np.isfinite(losses).all() and losses[-1] < losses[0] * (1 - min_loss_drop)
+    if len(losses) < 2:
+        reasons.append(f"only {len(losses)} training loss value(s): cannot tell whether the loss fell")
+    elif not loss_fell:
+        reasons.append(f"training loss went from {losses[0]:.4f} to {losses[-1]:.4f}, "
+                       f"not {min_loss_drop:.0%} lower")
+    y = np.asarray(labels, dtype=int).ravel()
+    p = np.asarray(probabilities, dtype=float).ravel()
+    interval = bootstrap_ci(y, p, "roc_auc", groups=groups, n_boot=n_boot, seed=seed)
+    if groups is None:
+        units = {c: int((y == c).sum()) for c in (0, 1)}
+    else:
+        first_label = pd.Series(y).groupby(pd.Series(np.asarray(groups).ravel())).first()
+        units = {c: int((first_label == c).sum()) for c in (0, 1)}
+    unit = "videos" if groups is not None or level == "video" else ("faces" if level == "frame" else "samples")
+    beats_chance = None
+    if min(units.values()) < min_units_per_class:
+        reasons.append(f"held-out data: {units[0]} REAL and {units[1]} FAKE {unit}, fewer than "
+                       f"{min_units_per_class} of each: too few to tell whether it beats chance")
+    else:
+        beats_chance = bool(interval["low"] is not None and interval["low"] > 0.5)
+        if not beats_chance:
+            reasons.append(f"held-out ROC AUC {interval['value']:.3f} with 95 % CI "
+                           f"[{interval['low']:.3f}, {interval['high']:.3f}] does not lie above 0.5 (chance)")
+    return {"passed": bool(loss_fell) and beats_chance is not False, "loss_fell": bool(loss_fell),
+            "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
+            "beats_chance": beats_chance, "roc_auc": interval["value"],
+            "roc_auc_ci": [interval["low"], interval["high"]], "n": int(y.size),
+            "n_units_per_class": {"REAL": units[0], "FAKE": units[1]}, "unit": unit[:-1],
+            "level": level, "reasons": reasons}
+
+
+def assert_learned(check: dict, require_held_out: bool = False) -> None:
+    """Raise ``AssertionError`` with the reasons unless :func:`learning_check` passed.
+
+    ``require_held_out=True`` also fails when the held-out data were too few to tell.
+    """
+    failed = not check["passed"] or (require_held_out and check["beats_chance"] is None)
+    if failed:
+        raise AssertionError("The model shows no sign of having learned: " + "; ".join(check["reasons"]))
+
+
+def describe_metrics(metrics: dict, keys=("accuracy", "roc_auc", "log_loss")) -> str:
+    """One line: each metric with its 95 % CI, then the level and n, e.g.
+    ``"accuracy 0.900 [0.800, 1.000], ROC AUC ... (frame level, n = 10 faces of 2 videos)"``.
+
+    ``metrics`` is a :func:`binary_metrics` result (made with ``ci=True`` for
+    the intervals) that may carry ``level`` and ``n_videos``.
+    """
+    names = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "roc_auc": "ROC AUC",
+             "log_loss": "log loss"}
+    parts = [f"{names.get(k, k)} {format_with_ci(metrics, k)}" for k in keys]
+    level = metrics.get("level")
+    if level == "frame":
+        size = f"n = {metrics['n']} faces" + (f" of {metrics['n_videos']} videos" if metrics.get("n_videos") else "")
+    elif level == "video":
+        size = f"n = {metrics['n']} videos"
+    else:
+        size = f"n = {metrics['n']}"
+    return ", ".join(parts) + f" ({level + ' level, ' if level else ''}{size})"

@@ -1,16 +1,21 @@
 """What the face models look at (Grad-CAM) and what test-time augmentation buys.
 
-Four tools, used by notebook 06 and by the demo app:
+The tools, used by notebook 06 and by the demo app:
 
 * :func:`gradcam_torch` - Grad-CAM maps for a PyTorch face classifier with
   ``pytorch-grad-cam`` (by default on ``block8.branch1[-1]`` of facenet-pytorch's
   InceptionResnetV1, the layer the report uses), one map per face, each scaled
-  to [0, 1]. :func:`gradcam_keras` does the same for a Keras 3 model with
-  ``keras.ops`` and the active backend's gradient (TensorFlow or PyTorch).
-* :func:`overlay` - a heat map blended onto the *original* face (RGB uint8).
+  to [0, 1]; :func:`gradcam_by_hand` computes the same map for one face step by
+  step (notebook 06 shows it and compares the two). :func:`gradcam_keras` does
+  the same for a Keras 3 model with ``keras.ops`` and the active backend's
+  gradient (TensorFlow or PyTorch).
+* :func:`overlay` - a heat map blended onto the *original* face (RGB uint8);
+  :func:`outcome_groups` - which faces a model got right and wrong (the panels).
 * :func:`tta_probs` - P(FAKE) averaged over transformed copies of each face
   (flip, small shifts, brightness, JPEG re-encoding), and the degradations
-  (:func:`degrade`) used to measure robustness to social-media re-encoding.
+  (:func:`degrade`) used to measure robustness to social-media re-encoding;
+  :func:`metric_change_ci` - the change either brings, with a paired bootstrap
+  95 % interval.
 * :func:`similarity_transform` / :func:`align_to_template` /
   :func:`region_shares` - put each Grad-CAM map into one canonical face frame
   (5 MTCNN landmarks -> a fixed template) so maps can be averaged over many
@@ -167,6 +172,41 @@ def gradcam_torch(model, faces_tensor, target_layer=None, towards: str = "fake",
     return np.stack([normalise_map(m) for m in maps]) if len(maps) else maps
 
 
+def gradcam_by_hand(model, face, target_layer) -> np.ndarray:
+    """Grad-CAM of the FAKE logit for one face, written out step by step; an (H, W) map in [0, 1].
+
+    What ``pytorch-grad-cam`` computes (notebook 06 compares the two): a forward
+    hook keeps the target layer's output A (channels x h x w); the gradient of
+    the FAKE logit with respect to A says how much each location of each
+    channel pushes the verdict towards FAKE; each channel's weight is its
+    gradient averaged over the locations; the map is the weighted sum of the
+    channels, ReLU keeps the positive evidence, and it is upsampled to the
+    face's size and scaled to [0, 1]. ``model`` returns one logit per face and
+    must be in eval mode; ``face`` is a (3, H, W) tensor as the model expects.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    if model.training:
+        raise ValueError("Call model.eval() first: Grad-CAM explains the model as it predicts.")
+    kept = {}
+    hook = target_layer.register_forward_hook(lambda module, inputs, output: kept.update(activations=output))
+    try:
+        # Asking for input gradients makes the graph reach the layer even when the backbone is frozen.
+        x = face.detach().unsqueeze(0).to(next(model.parameters()).device).requires_grad_(True)
+        with torch.enable_grad():
+            fake_logit = model(x).reshape(-1)[0]
+            (gradients,) = torch.autograd.grad(fake_logit, kept["activations"])
+    finally:
+        hook.remove()
+    activations = kept["activations"].detach()                       # (1, C, h, w)
+    weights = gradients.mean(dim=(2, 3), keepdim=True)                 # (1, C, 1, 1): mean gradient per channel
+    cam = F.relu((weights * activations).sum(dim=1, keepdim=True))     # (1, 1, h, w): positive evidence only
+    cam = F.interpolate(cam, size=tuple(face.shape[-2:]), mode="bilinear", align_corners=False)[0, 0]
+    cam = cam - cam.min()
+    return (cam / cam.max().clamp_min(1e-12)).cpu().numpy().astype(np.float32)
+
+
 def cam_stats(cams: np.ndarray) -> dict:
     """min / max / std per map and how many maps are constant (carry no information)."""
     cams = np.asarray(cams, dtype=np.float32)
@@ -180,6 +220,39 @@ def cam_stats(cams: np.ndarray) -> dict:
         "std": stds.round(4).tolist(),
         "n_constant": int((stds < 1e-6).sum()),
     }
+
+
+OUTCOMES = ("REAL, right", "REAL, wrong", "FAKE, right", "FAKE, wrong")
+
+
+def outcome_groups(labels, probs, per_group: int | None = None, threshold: float = 0.5):
+    """Which faces the model got right and wrong, by true label: ``(picked, counts)``.
+
+    ``counts`` maps each of :data:`OUTCOMES` to its number of faces; ``picked``
+    maps it to at most ``per_group`` indices into ``labels``: for a mistake the
+    most confident ones first (the mistakes worth looking at), for a right
+    verdict faces spread evenly over the group (so over the videos, in table
+    order). A group with no face gets an empty array.
+    """
+    labels = np.asarray(labels, dtype=int).ravel()
+    probs = np.asarray(probs, dtype=float).ravel()
+    if labels.shape != probs.shape:
+        raise ValueError(f"{labels.size} labels but {probs.size} probabilities.")
+    verdict = (probs >= threshold).astype(int)
+    picked, counts = {}, {}
+    for name in OUTCOMES:
+        label, right = int(name.startswith("FAKE")), name.endswith("right")
+        members = np.flatnonzero((labels == label) & ((verdict == label) == right))
+        counts[name] = int(members.size)
+        take = members.size if per_group is None else min(int(per_group), members.size)
+        if not right:
+            members = members[np.argsort(-np.abs(probs[members] - threshold), kind="stable")][:take]
+        elif take:
+            members = members[np.unique(np.round(np.linspace(0, members.size - 1, take)).astype(int))]
+        else:
+            members = members[:0]
+        picked[name] = members
+    return picked, counts
 
 
 # --------------------------------------------------------------------------- #

@@ -27,6 +27,23 @@ Speed also comes from *where* we look:
 * frames of a video go through the networks together, in batches, while
   background threads decode the next frames and the next video.
 
+The small copy misses faces that are small in a large frame (40-60 px in a
+1080p video become 13-20 px in the copy, under MTCNN's 20 px minimum). So a
+frame in which the first look found no face with probability >= ``confident``
+gets **one second look**, as cheap as the situation allows:
+
+* when the video already has a confident face in another frame (or this frame
+  a weak one), MTCNN looks again only at a square around that face, cut from
+  the full-resolution frame and scaled so that the face is about 48 px (a
+  192 px square: measured on one CPU thread, 0.01-0.03 s against 0.04 s for
+  the first look at a 1080p frame);
+* otherwise (no face anywhere yet), it looks at the full frame for the faces
+  the first look could not see: only the pyramid levels for faces between
+  ``smallest_face`` and the first look's smallest face.
+
+Every face records which look found it (``found_by``: "first", "near_track"
+or "finer"); :attr:`FaceDetector.stats` counts the looks and their seconds.
+
 :func:`extract_faces` turns a whole dataset into crops plus a manifest (one
 row per sampled frame; ``load_manifest(only_faces=True)`` keeps the rows with
 a face). It is resumable: each video's rows are written atomically when the
@@ -64,6 +81,9 @@ COMMON_DEFAULTS = {
     "detect_size": 640,        # long side (px) of the copy MTCNN looks at; None = full resolution
     "min_face_size": 20,       # smallest face MTCNN looks for, in pixels of that copy
     "thresholds": (0.6, 0.7, 0.7),  # P-Net, R-Net, O-Net acceptance thresholds (facenet-pytorch's)
+    "recover": True,           # a second, cheaper-than-full look at frames without a confident face
+    "confident": 0.95,         # a face this probable needs no second look
+    "smallest_face": 32,       # smallest face (px of the full frame) the second look searches for
 }
 #: Settings that change how fast, not what: not part of the cache key.
 RUN_DEFAULTS = {"batch_size": None, "device": "auto", "backend": "pyav", "progress": True}
@@ -75,12 +95,13 @@ MANIFEST_NAME = "manifest.parquet"
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 LANDMARK_COLUMNS = [f"lm_{axis}{k}" for k in range(5) for axis in ("x", "y")]
 MANIFEST_COLUMNS = (["video", "frame_index", "crop_path", "x1", "y1", "x2", "y2", "prob"] + LANDMARK_COLUMNS
-                    + ["label", "target", "split", "original", "status", "reason"])
+                    + ["label", "target", "split", "original", "status", "reason", "found_by", "second_look"])
 #: Why a row has no crop (``status``): every sampled frame and every video is accounted for.
 STATUSES = {
     "ok": "a face was found; crop_path is its crop",
     "no_face": "the frame was read but MTCNN found no face in it",
     "missing_frame": "the container announced this frame but the video ended before it",
+    "damaged": "the video is damaged before this frame (reason says after which frame); earlier frames were kept",
     "unreadable": "the video could not be opened or decoded (reason says why)",
     "missing_file": "the video file named in metadata.json does not exist",
 }
@@ -94,6 +115,10 @@ def face_settings(profile: str = "standard", **overrides) -> dict:
     settings["thresholds"] = tuple(float(t) for t in settings["thresholds"])
     if int(settings["frames_per_video"]) < 1 or int(settings["crop_size"]) < 8:
         raise ValueError("frames_per_video must be >= 1 and crop_size >= 8.")
+    if not 0 < float(settings["confident"]) <= 1 or float(settings["smallest_face"]) < 6:
+        raise ValueError(f"confident must be in (0, 1] (got {settings['confident']!r}) and smallest_face at least "
+                         f"6 px (got {settings['smallest_face']!r}).")
+    settings["recover"] = bool(settings["recover"])
     settings["profile"] = profile
     return settings
 
@@ -123,6 +148,7 @@ class Face:
     crop: np.ndarray
     landmarks_frame: np.ndarray = field(repr=False, default=None)
     crop_box: tuple = field(repr=False, default=None)
+    found_by: str = "first"   # which look found it: "first", "near_track" or "finer" (see FaceDetector)
 
     @property
     def centre(self) -> tuple:
@@ -199,6 +225,60 @@ def _as_rgb(image) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # The detector
 
+#: The looks a frame can get: the first, on the small copy; at most one second look per frame.
+LOOKS = ("first", "near_track", "finer")
+
+
+@dataclass
+class _Candidates:
+    """The faces found in one image: boxes (N, 4), probs (N,), landmarks (N, 5, 2), full-resolution
+    px, most confident first, and which look found each."""
+
+    boxes: np.ndarray
+    probs: np.ndarray
+    points: np.ndarray
+    looks: list
+    second_look: str | None = None   # the second look this image got, if any
+
+    def __post_init__(self):
+        self.boxes = np.asarray(self.boxes, np.float32).reshape(-1, 4)
+        self.probs = np.asarray(self.probs, np.float32).reshape(-1)
+        self.points = np.asarray(self.points, np.float32).reshape(-1, 5, 2)
+        if isinstance(self.looks, str):
+            self.looks = [self.looks] * len(self.probs)
+        order = np.argsort(-self.probs, kind="stable")
+        self.boxes, self.probs, self.points = self.boxes[order], self.probs[order], self.points[order]
+        self.looks = [self.looks[k] for k in order]
+
+    def confident(self, threshold: float) -> bool:
+        return bool(len(self.probs)) and float(self.probs[0]) >= threshold
+
+    def merged(self, other: "_Candidates", overlap: float = 0.5) -> "_Candidates":
+        """Both sets of faces; where two boxes overlap (IoU > ``overlap``), the more probable one."""
+        boxes = np.concatenate([self.boxes, other.boxes])
+        probs = np.concatenate([self.probs, other.probs])
+        points = np.concatenate([self.points, other.points])
+        looks = self.looks + other.looks
+        kept: list = []
+        for k in np.argsort(-probs, kind="stable"):
+            if all(_iou(boxes[k], boxes[j]) <= overlap for j in kept):
+                kept.append(int(k))
+        return _Candidates(boxes[kept], probs[kept], points[kept], [looks[k] for k in kept], self.second_look)
+
+
+def _next_to(index: int, looked: set, waiting: set) -> bool:
+    """Whether no waiting frame lies between ``index`` and the nearest looked-at frame on one side."""
+    order = sorted(looked | waiting | {index})
+    k = order.index(index)
+    return (k > 0 and order[k - 1] in looked) or (k + 1 < len(order) and order[k + 1] in looked)
+
+
+def _iou(a, b) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return float(w * h / union) if union > 0 else 0.0
+
 
 class FaceDetector:
     """MTCNN (facenet-pytorch's networks) on down-scaled frames, crops from the full frames.
@@ -221,11 +301,21 @@ class FaceDetector:
         threads: PyTorch CPU threads while detecting; None = all cores but one, which is left
             to the video reader (on a 2-core machine: 1; MTCNN's many small operations also
             lose more to thread synchronisation than they gain when cores are busy).
+        recover: give each frame without a face of probability >= ``confident`` one second
+            look (near a known face, or at finer scales; see the module docstring).
+        confident: the probability above which a face needs no second look.
+        smallest_face: the smallest face (px of the full frame) the finer look searches for.
     """
+
+    #: The near-track look: a square of this many face sizes around the known face ...
+    NEAR_REGION = 4.0
+    #: ... scaled so that the face is this many pixels (MTCNN finds 40-60 px faces most reliably).
+    NEAR_FACE_PX = 48.0
 
     def __init__(self, device: str = "auto", crop_size: int = 160, margin: float = 0.2,
                  detect_size: int | None = 640, min_face_size: float = 20, thresholds=(0.6, 0.7, 0.7),
-                 factor: float = 0.709, batch_size: int | None = None, engine: str = "fast", threads: int | None = None):
+                 factor: float = 0.709, batch_size: int | None = None, engine: str = "fast", threads: int | None = None,
+                 recover: bool = True, confident: float = 0.95, smallest_face: float = 32):
         import torch
         from facenet_pytorch import MTCNN
 
@@ -243,15 +333,25 @@ class FaceDetector:
         self.batch_size = max(1, int(batch_size or AUTO_BATCH.get(self.device.type, 8)))
         self.engine = engine
         self.threads = max(1, (os.cpu_count() or 2) - 1) if threads is None else max(1, int(threads))
+        self.recover = bool(recover)
+        self.confident = float(confident)
+        self.smallest_face = float(smallest_face)
         # resize with OpenCV on the CPU (faster there); with torch ops (interpolate, roi_align) on a GPU
         self.opencv_resize = self.device.type == "cpu"
         self.mtcnn = MTCNN(min_face_size=self.min_face_size, thresholds=list(self.thresholds),
                            factor=self.factor, keep_all=True, select_largest=False, post_process=False,
                            device=self.device).eval()
+        self.reset_stats()
+        self.last_second_looks: list = []  # per image of the last call: None, "near_track" or "finer"
 
     def __repr__(self) -> str:
         return (f"FaceDetector(device={self.device.type!r}, crop_size={self.crop_size}, margin={self.margin}, "
-                f"detect_size={self.detect_size}, min_face_size={self.min_face_size:g}, engine={self.engine!r})")
+                f"detect_size={self.detect_size}, min_face_size={self.min_face_size:g}, engine={self.engine!r}, "
+                f"recover={self.recover})")
+
+    def reset_stats(self) -> None:
+        """Zero :attr:`stats`: per look ("first", "near_track", "finer"), frames looked at and seconds spent."""
+        self.stats = {name: {"frames": 0, "seconds": 0.0} for name in LOOKS}
 
     # -- public --------------------------------------------------------------------------------
 
@@ -261,35 +361,117 @@ class FaceDetector:
         ``frames``: a list of RGB images (arrays or PIL images, any sizes) or a
         (N, H, W, 3) array -> a list with, per frame, a list of :class:`Face`.
         A single image (H, W, 3) -> the list of its faces. ``threads``: CPU
-        threads for this call (None = ``self.threads``).
+        threads for this call (None = ``self.threads``). The frames are
+        treated as unrelated pictures; :meth:`detect_video` uses what one frame
+        of a video tells about the next.
         """
         single = isinstance(frames, np.ndarray) and frames.ndim in (2, 3) or hasattr(frames, "convert")
         images = [_as_rgb(frames)] if single else [_as_rgb(f) for f in frames]
-        found = self.detect_boxes(images, threads=threads)
-        result = []
-        for image, (boxes, probs, points) in zip(images, found):
-            faces = []
-            for box, prob, lm in zip(boxes, probs, points):
-                crop, lm_crop, crop_box = crop_face(image, box, lm, self.crop_size, self.margin)
-                faces.append(Face(box=tuple(float(v) for v in box), prob=float(prob), landmarks=lm_crop,
-                                  crop=crop, landmarks_frame=np.asarray(lm, np.float32), crop_box=crop_box))
-            result.append(faces)
+        found = self._find(images, threads=threads)
+        self.last_second_looks = [c.second_look for c in found]
+        result = self._faces(images, found)
         return result[0] if single else result
+
+    def detect_video(self, frames, indices, track: dict, threads: int | None = None) -> list:
+        """Faces in frames of ONE video (a list of RGB arrays, their frame ``indices``).
+
+        ``track`` (a dict, updated here) remembers, by frame index, the best
+        confident face box seen so far in this video; pass the same dict for
+        every batch of the video. A frame without a confident face then gets
+        its second look near the face of the nearest frame in ``track``, which
+        costs little; only while the video has no confident face yet does a
+        frame get the finer look at the whole frame, one frame at a time, until
+        one is found.
+        """
+        images = [_as_rgb(f) for f in frames]
+        found = self._find(images, threads=threads, indices=list(indices), track=track)
+        self.last_second_looks = [c.second_look for c in found]
+        return self._faces(images, found)
 
     def scaled_copy(self, image: np.ndarray) -> tuple:
         """The copy MTCNN looks at (long side at most ``detect_size``) and its scale factor."""
         import cv2
 
-        h, w = image.shape[:2]
-        if not self.detect_size or max(h, w) <= self.detect_size:
+        scale = self._copy_scale(*image.shape[:2])
+        if scale == 1.0:
             return image, 1.0
-        scale = self.detect_size / max(h, w)
+        h, w = image.shape[:2]
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
 
     def detect_boxes(self, images: list, threads: int | None = None) -> list:
         """Per image ``(boxes (N, 4), probs (N,), landmarks (N, 5, 2))`` in full-resolution pixels,
-        most confident first. ``images`` are RGB uint8 arrays."""
+        most confident first. ``images`` are RGB uint8 arrays (unrelated pictures)."""
+        return [(c.boxes, c.probs, c.points) for c in self._find(images, threads=threads)]
+
+    def finer_scales(self, height: int, width: int) -> list:
+        """The pyramid scales (of the full frame) of the finer look: the faces from
+        ``smallest_face`` px up to the first look's smallest face. Empty when the first look
+        already covers them (e.g. frames no larger than ``detect_size``)."""
+        first = 12.0 / self.min_face_size * self._copy_scale(height, width)
+        scales, scale = [], 12.0 / self.smallest_face
+        while scale > first * 1.0001 and min(height, width) * scale >= 12:
+            scales.append(scale)
+            scale *= self.factor
+        return scales
+
+    # -- the looks -----------------------------------------------------------------------------
+
+    def _copy_scale(self, height: int, width: int) -> float:
+        if not self.detect_size or max(height, width) <= self.detect_size:
+            return 1.0
+        return self.detect_size / max(height, width)
+
+    def _find(self, images: list, threads: int | None = None, indices: list | None = None,
+              track: dict | None = None) -> list:
+        """The candidates of each image (:class:`_Candidates`, full-resolution px), after the first
+        look and, where needed, one second look."""
+        with self._cpu_threads(threads):
+            found = self._timed("first", len(images), self._first_look, images)
+            if not self.recover:
+                return found
+            unsure = [i for i, c in enumerate(found) if not c.confident(self.confident)]
+            if track is None:  # unrelated pictures: a weak face is looked at again closely, others finer
+                near = [i for i in unsure if len(found[i].probs)]
+                self._near_look(images, near, [found[i].boxes[0] for i in near], found)
+                self._finer_look(images, [i for i in unsure if not len(found[i].probs)], found)
+                return found
+            for i, c in enumerate(found):
+                if c.confident(self.confident):
+                    track[indices[i]] = c.boxes[0]
+            pending = list(unsure)
+            while pending and not track:  # nothing known yet: look at one frame at a time until a face shows
+                i = pending.pop(0)
+                if len(found[i].probs):
+                    self._near_look(images, [i], [found[i].boxes[0]], found)
+                else:
+                    self._finer_look(images, [i], found)
+                if found[i].confident(self.confident):
+                    track[indices[i]] = found[i].boxes[0]
+            looked = set(track)  # frame indices known or already looked at again
+            while pending:
+                # waves outwards from the known frames: a frame's hint is a face at most a neighbour away,
+                # so a face moving through a batch is followed step by step
+                wave = [i for i in pending if _next_to(indices[i], looked, {indices[j] for j in pending})]
+                hints = [track[min(track, key=lambda k: (abs(k - indices[i]), k))] for i in wave]
+                self._near_look(images, wave, hints, found)
+                for i in wave:
+                    looked.add(indices[i])
+                    if found[i].confident(self.confident):
+                        track[indices[i]] = found[i].boxes[0]
+                pending = [i for i in pending if i not in wave]
+        return found
+
+    def _timed(self, look: str, n_frames: int, function, *args):
+        start = time.perf_counter()
+        try:
+            return function(*args)
+        finally:
+            self.stats[look]["frames"] += n_frames
+            self.stats[look]["seconds"] += time.perf_counter() - start
+
+    def _first_look(self, images: list) -> list:
+        """MTCNN on each image's copy of at most ``detect_size`` px, equal sizes batched together."""
         scaled, scales = [], []
         for image in images:
             image, scale = self.scaled_copy(image)
@@ -299,15 +481,73 @@ class FaceDetector:
         groups: dict = {}
         for i, image in enumerate(scaled):  # the networks take equal-size images together
             groups.setdefault(image.shape, []).append(i)
-        with self._cpu_threads(threads):
-            for members in groups.values():
+        for members in groups.values():
+            for start in range(0, len(members), self.batch_size):
+                chunk = members[start:start + self.batch_size]
+                for i, (boxes, probs, points) in zip(chunk, self._run(np.stack([scaled[i] for i in chunk]))):
+                    results[i] = _Candidates(boxes / scales[i], probs, points / scales[i], "first")
+        return results
+
+    def _near_look(self, images: list, which: list, hints: list, found: list) -> None:
+        """Look again at a square around a face box (``hints``, one per image in ``which``), cut
+        from the full-resolution image and scaled so the face is about NEAR_FACE_PX."""
+        if not which:
+            return
+        side = int(round(self.NEAR_REGION * self.NEAR_FACE_PX))
+        margin = (self.NEAR_REGION - 1) / 2
+
+        def look():
+            regions, boxes = [], []
+            for i, hint in zip(which, hints):
+                region, _, box = crop_face(images[i], hint, None, side, margin)
+                regions.append(region)
+                boxes.append(box)
+            for start in range(0, len(which), self.batch_size):
+                chunk = slice(start, start + self.batch_size)
+                for i, box, (b, p, lm) in zip(which[chunk], boxes[chunk], self._run(np.stack(regions[chunk]))):
+                    scale = side / (box[2] - box[0])
+                    offset = np.array([box[0], box[1]], np.float32)
+                    extra = _Candidates(b / scale + np.tile(offset, 2), p, lm / scale + offset, "near_track")
+                    found[i] = found[i].merged(extra)
+                    found[i].second_look = "near_track"
+
+        with self._cpu_threads(1):  # a few small images: a second thread only adds waiting
+            self._timed("near_track", len(which), look)
+
+    def _finer_look(self, images: list, which: list, found: list) -> None:
+        """Look at whole full-resolution images for faces smaller than the first look can see."""
+        which = [i for i in which if self.finer_scales(*images[i].shape[:2])]
+        if not which:
+            return
+
+        def look():
+            groups: dict = {}
+            for i in which:
+                groups.setdefault(images[i].shape, []).append(i)
+            for shape, members in groups.items():
+                scales = self.finer_scales(*shape[:2])
                 for start in range(0, len(members), self.batch_size):
                     chunk = members[start:start + self.batch_size]
-                    found = self._run(np.stack([scaled[i] for i in chunk]))
-                    for i, (boxes, probs, points) in zip(chunk, found):
-                        order = np.argsort(-probs, kind="stable")
-                        results[i] = (boxes[order] / scales[i], probs[order], points[order] / scales[i])
-        return results
+                    batch = np.stack([images[i] for i in chunk])
+                    run = self._cascade(batch, scales=scales) if self.engine == "fast" else self._run(batch)
+                    for i, (b, p, lm) in zip(chunk, run):
+                        found[i] = found[i].merged(_Candidates(b, p, lm, "finer"))
+                        found[i].second_look = "finer"
+
+        self._timed("finer", len(which), look)
+
+    def _faces(self, images: list, found: list) -> list:
+        """Crops and landmarks of every candidate: a list of :class:`Face` per image."""
+        result = []
+        for image, candidates in zip(images, found):
+            faces = []
+            for box, prob, lm, look in zip(candidates.boxes, candidates.probs, candidates.points, candidates.looks):
+                crop, lm_crop, crop_box = crop_face(image, box, lm, self.crop_size, self.margin)
+                faces.append(Face(box=tuple(float(v) for v in box), prob=float(prob), landmarks=lm_crop,
+                                  crop=crop, landmarks_frame=np.asarray(lm, np.float32), crop_box=crop_box,
+                                  found_by=look))
+            result.append(faces)
+        return result
 
     def stages(self, image) -> dict:
         """What each stage of the cascade keeps for one image: {"P-Net": boxes, "R-Net": ..., "O-Net": ...}
@@ -377,8 +617,9 @@ class FaceDetector:
             crops = roi_align(images, rois, (size, size), 1.0, -1, True)
         return (crops.to(self.device) - 127.5) * 0.0078125
 
-    def _cascade(self, batch: np.ndarray, record: dict | None = None) -> list:
-        """MTCNN on a batch of equal-size RGB uint8 images (N, H, W, 3)."""
+    def _cascade(self, batch: np.ndarray, record: dict | None = None, scales: list | None = None) -> list:
+        """MTCNN on a batch of equal-size RGB uint8 images (N, H, W, 3); ``scales``: the pyramid levels
+        (None: from ``min_face_size`` down, see :func:`pyramid_scales`)."""
         import cv2
         import torch
         import torch.nn.functional as F
@@ -397,7 +638,9 @@ class FaceDetector:
             # Stage 1, P-Net: every 12x12 window of every pyramid level
             boxes, inds = [], []
             previous = list(batch)
-            for scale in pyramid_scales(h, w, self.min_face_size, self.factor):
+            if scales is None:
+                scales = pyramid_scales(h, w, self.min_face_size, self.factor)
+            for scale in scales:
                 size = (int(h * scale + 1), int(w * scale + 1))
                 if self.opencv_resize:
                     # each level from the one before (area averaging): the pyramid then costs
@@ -618,7 +861,7 @@ class _FrameStream:
     def _read(self) -> None:
         from . import video_frames
 
-        path, spent = Path(self.path), 0.0
+        path, spent, last_sent = Path(self.path), 0.0, None
         tick = time.perf_counter()
         try:
             if not path.is_file():
@@ -634,13 +877,25 @@ class _FrameStream:
                 spent += time.perf_counter() - tick  # decoding time only, not time waiting for room in the queue
                 if not self._put(("frame", index, frame)):
                     return
+                last_sent = index
                 tick = time.perf_counter()
             spent += time.perf_counter() - tick
             self._put(("end", spent))
         except video_frames.VideoReadError as error:
-            self._put(("unreadable", str(error)))
+            if last_sent is None:
+                self._put(("unreadable", str(error)))
+                return
+            # damaged part-way: the frames handed over so far are good and are kept
+            after = getattr(error, "last_good_frame", last_sent)
+            spent += time.perf_counter() - tick
+            if self._put(("damaged", after, str(error))):
+                self._put(("end", spent))
         except Exception as error:  # a decoder failing in an unexpected way: same treatment, named
-            self._put(("unreadable", f"{path.name}: {type(error).__name__}: {error}"))
+            if last_sent is None:
+                self._put(("unreadable", f"{path.name}: {type(error).__name__}: {error}"))
+            elif self._put(("damaged", last_sent, f"{path.name} stopped decoding after frame {last_sent} "
+                                                  f"({type(error).__name__}: {error}); the frames before were kept")):
+                self._put(("end", spent))
 
 
 @dataclass
@@ -653,21 +908,34 @@ class _VideoFaces:
     indices: list = field(default_factory=list)    # the frame indices sampled
     faces: dict = field(default_factory=dict)      # frame index -> list of Face, most confident first
     sizes: dict = field(default_factory=dict)      # frame index -> (width, height)
+    second_looks: dict = field(default_factory=dict)  # frame index -> "near_track" | "finer" (if any)
     read_seconds: float = float("nan")
+    second_look_seconds: float = 0.0
+    damaged_after: int | None = None               # last good frame of a video damaged part-way
+    damage: str = ""                               # what the decoder said
 
 
 def _detect_stream(stream: _FrameStream, detector: FaceDetector) -> _VideoFaces:
     """Detect faces in the frames of ``stream`` as they arrive, ``detector.batch_size`` at a time."""
     result = _VideoFaces(status="read")
     batch: list = []
+    track: dict = {}  # frame index -> a confident face box of this video (the second looks start there)
 
     def flush():
+        if not batch:
+            return
         # Cores no reader is decoding on go to detection too: with small videos the readers
         # are mostly done or waiting, with 1080p ones they keep their cores busy.
         threads = max(detector.threads, (os.cpu_count() or 1) - stream.load.busy)
-        for (index, frame), found in zip(batch, detector.detect([frame for _, frame in batch], threads=threads)):
-            result.faces[index] = found
+        spent = sum(detector.stats[look]["seconds"] for look in LOOKS[1:])
+        found = detector.detect_video([frame for _, frame in batch], [index for index, _ in batch], track,
+                                      threads=threads)
+        result.second_look_seconds += sum(detector.stats[look]["seconds"] for look in LOOKS[1:]) - spent
+        for (index, frame), faces, second in zip(batch, found, detector.last_second_looks):
+            result.faces[index] = faces
             result.sizes[index] = (frame.shape[1], frame.shape[0])
+            if second:
+                result.second_looks[index] = second
         batch.clear()
 
     while True:
@@ -678,11 +946,13 @@ def _detect_stream(stream: _FrameStream, detector: FaceDetector) -> _VideoFaces:
             batch.append(tuple(payload))
             if len(batch) >= detector.batch_size:
                 flush()
+        elif kind == "damaged":  # the frames already sent are good; none will follow
+            result.damaged_after, result.damage = int(payload[0]), str(payload[1])
         elif kind == "end":
             flush()
             result.read_seconds = float(payload[0])
             return result
-        else:  # the video cannot be used: whatever was detected in its first frames is dropped
+        else:  # the video cannot be used at all
             return _VideoFaces(status=kind, reason=payload[0])
 
 
@@ -690,7 +960,8 @@ def _empty_row(video: dict, status: str, reason: str, frame_index: int = -1) -> 
     row = {"video": video["name"], "frame_index": int(frame_index), "crop_path": None}
     row.update({k: np.nan for k in ["x1", "y1", "x2", "y2", "prob", *LANDMARK_COLUMNS]})
     row.update({"label": video["label"], "target": int(video["target"]), "split": video["split"],
-                "original": video["original"], "status": status, "reason": reason})
+                "original": video["original"], "status": status, "reason": reason, "found_by": "",
+                "second_look": ""})
     return row
 
 
@@ -707,9 +978,12 @@ def _video_rows(video: dict, outcome: _VideoFaces, out_dir: Path) -> list:
     rows = []
     for index in outcome.indices:
         if index not in outcome.faces:
-            rows.append(_empty_row(video, "missing_frame",
-                                   f"frame {index} of the {info.n_frames} announced could not be "
-                                   "decoded (the video ends early)", index))
+            if outcome.damaged_after is not None and index > outcome.damaged_after:
+                rows.append(_empty_row(video, "damaged", outcome.damage, index))
+            else:
+                rows.append(_empty_row(video, "missing_frame",
+                                       f"frame {index} of the {info.n_frames} announced could not be "
+                                       "decoded (the video ends early)", index))
             continue
         face = chosen[index]
         if face is None:
@@ -719,9 +993,10 @@ def _video_rows(video: dict, outcome: _VideoFaces, out_dir: Path) -> list:
             relative = Path("crops") / _safe_name(video["name"]) / f"{index:05d}.png"
             cv2.imwrite(str(out_dir / relative), cv2.cvtColor(face.crop, cv2.COLOR_RGB2BGR))
             row = _empty_row(video, "ok", "", index)
-            row.update({"crop_path": relative.as_posix(), "prob": face.prob,
+            row.update({"crop_path": relative.as_posix(), "prob": face.prob, "found_by": face.found_by,
                         **dict(zip(["x1", "y1", "x2", "y2"], face.box)),
                         **dict(zip(LANDMARK_COLUMNS, np.asarray(face.landmarks, float).reshape(-1)))})
+        row["second_look"] = outcome.second_looks.get(index, "")
         row["n_faces"] = len(outcome.faces[index])
         row["frame_width"], row["frame_height"] = outcome.sizes[index]
         rows.append(row)
@@ -729,6 +1004,8 @@ def _video_rows(video: dict, outcome: _VideoFaces, out_dir: Path) -> list:
         row["time_s"] = row["frame_index"] / info.fps if (info.fps and row["frame_index"] >= 0) else np.nan
         row["video_frames"] = info.n_frames
         row["rotation"] = info.rotation
+        row["damaged_after_frame"] = np.nan if outcome.damaged_after is None else float(outcome.damaged_after)
+        row["second_look_seconds"] = outcome.second_look_seconds
     return rows
 
 
@@ -766,7 +1043,8 @@ def extract_faces(dataset_dir, profile: str = "standard", **overrides) -> Path:
         profile: "smoke" | "standard" | "full" (frames per video and crop size, see
             :data:`PROFILE_DEFAULTS`).
         **overrides: ``frames_per_video``, ``crop_size``, ``margin``, ``detect_size``,
-            ``min_face_size``, ``thresholds``; ``batch_size``, ``device``, ``backend``
+            ``min_face_size``, ``thresholds``, ``recover``, ``confident``, ``smallest_face``
+            (the second looks, see :class:`FaceDetector`); ``batch_size``, ``device``, ``backend``
             ("pyav" | "cv2"), ``progress`` (None = the default).
 
     Returns:
@@ -774,6 +1052,10 @@ def extract_faces(dataset_dir, profile: str = "standard", **overrides) -> Path:
         :func:`faces_dir`. Cached: videos already done are skipped, so an
         interrupted run continues where it stopped. A video that cannot be read
         gets one row with status "unreadable" and the reason; the others go on.
+        A video damaged part-way keeps the frames decoded before the damage;
+        its later sampled frames get status "damaged" (``reason`` and
+        ``damaged_after_frame`` say after which frame). ``found_by`` tells which
+        look found a crop's face, ``second_look`` which second look a frame got.
     """
     import concurrent.futures
 
@@ -797,8 +1079,8 @@ def extract_faces(dataset_dir, profile: str = "standard", **overrides) -> Path:
             return False
         size = Path(video["path"]).stat().st_size if Path(video["path"]).exists() else -1
         try:
-            recorded = pd.read_parquet(part, columns=["video_path", "video_bytes"]).iloc[0]
-        except Exception:  # an old or damaged part: redo the video
+            recorded = pd.read_parquet(part, columns=["video_path", "video_bytes", "second_look"]).iloc[0]
+        except Exception:  # an old (made before second looks) or damaged part: redo the video
             return False
         # the same file, unchanged (another dataset folder of the same name must not reuse these crops)
         return recorded["video_path"] == str(video["path"]) and int(recorded["video_bytes"]) == int(size)
@@ -813,7 +1095,8 @@ def extract_faces(dataset_dir, profile: str = "standard", **overrides) -> Path:
         detector = FaceDetector(device=settings["device"], crop_size=settings["crop_size"],
                                 margin=settings["margin"], detect_size=settings["detect_size"],
                                 min_face_size=settings["min_face_size"], thresholds=settings["thresholds"],
-                                batch_size=settings["batch_size"])
+                                batch_size=settings["batch_size"], recover=settings["recover"],
+                                confident=settings["confident"], smallest_face=settings["smallest_face"])
         bar = None
         if settings["progress"]:
             from tqdm.auto import tqdm
@@ -847,6 +1130,8 @@ def extract_faces(dataset_dir, profile: str = "standard", **overrides) -> Path:
                     _write_parquet_atomic(pd.DataFrame(rows), parts_dir / f"{_safe_name(video['name'])}.parquet")
                     if outcome.status != "read":
                         warnings.warn(f"{video['name']}: {outcome.reason}", stacklevel=2)
+                    elif outcome.damaged_after is not None:
+                        warnings.warn(f"{video['name']}: {outcome.damage}", stacklevel=2)
                     if bar is not None:
                         bar.update(1)
             finally:  # on an error or Ctrl-C here, readers still at work stop at their next frame
@@ -858,9 +1143,11 @@ def extract_faces(dataset_dir, profile: str = "standard", **overrides) -> Path:
     _write_parquet_atomic(df, manifest)
     frames = df[df["status"].isin(["ok", "no_face"])]
     bad = df.loc[df["status"].isin(["unreadable", "missing_file"]), "video"].nunique()
+    damaged = df.loc[df["status"] == "damaged", "video"].nunique()
     print(f"{len(names)} videos -> {int((df['status'] == 'ok').sum())} face crops from {len(frames)} frames read"
           f" ({(frames['status'] == 'ok').mean() if len(frames) else 0:.1%} with a face); "
-          f"{bad} video(s) could not be read. Manifest: {manifest}")
+          f"{bad} video(s) could not be read" + (f", {damaged} damaged part-way (the frames before the damage "
+                                                 "were kept)" if damaged else "") + f". Manifest: {manifest}")
     return manifest
 
 
@@ -904,7 +1191,10 @@ def crop_rows(manifest, required=("crop_path",)):
 
 def video_summary(manifest) -> "pd.DataFrame":
     """One row per video: label, split, status, frames sampled / read / with a face, detection rate,
-    seconds it added to the run and seconds its reader spent decoding. ``manifest``: a path or the DataFrame of ``load_manifest(..., only_faces=False)``."""
+    seconds it added to the run and seconds its reader spent decoding, frames that got a second look
+    and its seconds, and for a video damaged part-way the last good frame (``damaged_after_frame``)
+    with the decoder's complaint in ``reason``. ``manifest``: a path or the DataFrame of
+    ``load_manifest(..., only_faces=False)``."""
     if not hasattr(manifest, "columns"):
         manifest = load_manifest(manifest, only_faces=False)
     df = manifest.copy()
@@ -922,5 +1212,11 @@ def video_summary(manifest) -> "pd.DataFrame":
     summary["detection_rate"] = (summary["frames_with_face"] / summary["frames_read"].where(summary["frames_read"] > 0))
     summary["status"] = np.where(unreadable, grouped["status"].first(),
                                  np.where(summary["frames_with_face"] > 0, "ok", "no_face"))
-    summary["reason"] = grouped["reason"].first()
+    reasons = df["reason"].where(df["reason"].fillna("") != "")
+    summary["reason"] = reasons.groupby(df["video"], sort=False).first().reindex(summary.index).fillna("")
+    if "second_look" in df.columns:
+        summary["second_looks"] = grouped["second_look"].agg(lambda s: int((s.fillna("") != "").sum()))
+    for column in ("second_look_seconds", "damaged_after_frame"):
+        if column in df.columns:
+            summary[column] = grouped[column].first()
     return summary.reset_index()

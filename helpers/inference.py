@@ -21,9 +21,17 @@ Use it like this::
 Every problem with the input (no face, unreadable file, a file too large or too
 long, an unsupported type) raises :class:`DemoInputError` with a message meant
 for the person who uploaded the file; the demo shows that message as it is.
+
+Memory stays bounded whatever is uploaded: pictures and video frames have a
+pixel budget, video frames larger than ``WORK_FRAME_PIXELS`` are scaled down as
+soon as they are decoded, and a video is analysed ``FRAMES_IN_MEMORY`` frames
+at a time, so one request never holds more than that many frames (plus the
+frame shown as the most suspicious one).
 """
 from __future__ import annotations
 
+import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,6 +44,11 @@ import numpy as np
 MAX_FILE_MB = 100             # uploads larger than this are refused
 MAX_VIDEO_SECONDS = 60        # longer videos are refused (trim them first)
 MAX_IMAGE_PIXELS = 50_000_000  # about 8000 x 6000; larger pictures are refused
+MAX_VIDEO_FRAME_PIXELS = 4096 * 2160  # "DCI 4K", about 8.8 megapixels; videos with larger frames are refused
+WORK_FRAME_PIXELS = 1920 * 1080  # video frames larger than this are scaled down to it as soon as decoded
+MAX_N_FRAMES = 64             # at most this many frames are sampled from one video
+FRAMES_IN_MEMORY = 8          # a video is decoded and analysed this many frames at a time
+MAX_FACES_EXPLAINED = 8       # Grad-CAM for at most this many faces of one picture (the most suspicious)
 DEFAULT_N_FRAMES = 16         # frames sampled evenly from a video
 DEFAULT_VIDEO_RULE = "confident"  # frame scores -> video score, see helpers.evaluation.AGGREGATORS
 THRESHOLD = 0.5               # P(fake) at or above this is called FAKE
@@ -96,8 +109,11 @@ def check_file(path, kinds=("image", "video")) -> tuple[Path, str]:
     path = Path(path).expanduser()
     if not path.exists():
         raise DemoInputError(f"File not found: {path}.")
-    if not path.is_file():
+    if path.is_dir():
         raise DemoInputError(f"{path} is a folder, not a file: choose one picture or video.")
+    if not path.is_file():
+        raise DemoInputError(f"{path.name} is not a regular file (a named pipe or a device), so it was not opened: "
+                             "choose one picture or video.")
     suffix = path.suffix.lower()
     kind = "image" if suffix in IMAGE_EXTENSIONS else "video" if suffix in VIDEO_EXTENSIONS else None
     if kind is None or kind not in kinds:
@@ -166,22 +182,79 @@ def load_image(image) -> np.ndarray:
     return array
 
 
+def upload_message(error, path) -> str:
+    """A reading error's text as the uploader should see it: only the file's name, never the server's
+    folders (an upload lives in a temporary folder of the server), and advice for an upload."""
+    name = Path(path).name
+    text = str(error)
+    if name:
+        text = re.sub(r"(?:[A-Za-z]:)?[\\/][^\s'\"]*[\\/](?=" + re.escape(name) + ")", "", text)
+    return text.replace("or remove it from the dataset", "or upload another file")
+
+
+def _too_many_pixels(name: str, width: int, height: int) -> DemoInputError:
+    return DemoInputError(f"{name} has frames of {width} x {height} pixels; the demo accepts videos up to "
+                          f"{MAX_VIDEO_FRAME_PIXELS / 1e6:.1f} megapixels per frame (e.g. 4096 x 2160). "
+                          "Scale it down first, e.g. to 1920 x 1080.")
+
+
+def _header_size(path: Path) -> tuple:
+    """Width and height as the container announces them, read without decoding a frame ((0, 0) if unknown)."""
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            return int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
+    except Exception:  # unreadable: probe_video reports it properly
+        return 0, 0
+
+
 def probe_video(path):
-    """A video's header (helpers.video_frames.VideoInfo); DemoInputError if unusable or too long."""
+    """A video's header (helpers.video_frames.VideoInfo); DemoInputError if unusable, too long or too large."""
     from .video_frames import VideoReadError, probe_video as read_header
 
     path, _ = check_file(path, kinds=("video",))
+    width, height = _header_size(path)
+    if width * height > MAX_VIDEO_FRAME_PIXELS:  # refused before a single frame is decoded
+        raise _too_many_pixels(path.name, width, height)
     try:
         info = read_header(path)
     except VideoReadError as error:
-        raise DemoInputError(str(error)) from None
+        raise DemoInputError(upload_message(error, path)) from None
     if info.n_frames <= 0 or info.width <= 0 or info.height <= 0:
         raise DemoInputError(f"{path.name} could not be read as a video (no frames). Try another file, "
                              "or re-encode it as H.264 MP4.")
+    if info.width * info.height > MAX_VIDEO_FRAME_PIXELS:
+        raise _too_many_pixels(path.name, info.width, info.height)
     if info.duration_s > MAX_VIDEO_SECONDS:
         raise DemoInputError(f"{path.name} lasts {info.duration_s:.0f} s; the demo accepts videos up to "
                              f"{MAX_VIDEO_SECONDS} s. Trim it first (e.g. keep the part where the face is visible).")
     return info
+
+
+def fit_pixels(frame: np.ndarray, max_pixels: int = WORK_FRAME_PIXELS) -> np.ndarray:
+    """``frame`` scaled down (same aspect ratio, area interpolation) to at most ``max_pixels``; as is if smaller."""
+    import cv2
+
+    height, width = frame.shape[:2]
+    if height * width <= max_pixels:
+        return frame
+    scale = (max_pixels / (height * width)) ** 0.5
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
+def check_n_frames(n_frames) -> int:
+    """The number of frames to sample, checked: a whole number from 1 to ``MAX_N_FRAMES``."""
+    try:
+        number = int(n_frames)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number != n_frames or not 1 <= number <= MAX_N_FRAMES:
+        raise DemoInputError(f"The number of frames to sample must be a whole number from 1 to {MAX_N_FRAMES}, "
+                             f"got {n_frames!r}.")
+    return number
 
 
 # --------------------------------------------------------------------------------------------
@@ -208,7 +281,8 @@ class _Verdict:
 class FacePrediction(_Verdict):
     """One detected face and what the model thinks of it."""
 
-    box: tuple                 # (x1, y1, x2, y2) in the picture's / frame's pixels
+    box: tuple                 # (x1, y1, x2, y2) in the pixels of the picture / of the analysed frame
+    #                            (video frames above WORK_FRAME_PIXELS are scaled down before analysis)
     detection_prob: float      # MTCNN's confidence that this is a face
     prob_fake: float           # the classifier's P(fake)
     crop: np.ndarray           # the face as the model saw it, RGB uint8
@@ -340,6 +414,8 @@ class Predictor:
         self.device = device
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self.threshold = float(threshold if threshold is not None else self.metadata.get("threshold") or THRESHOLD)
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be a probability strictly between 0 and 1, got {self.threshold}.")
         self.rule = rule
         self.image_size = int(self.metadata.get("image_size") or 160)
         self._detector = detector
@@ -438,7 +514,11 @@ class Predictor:
                     "(roughly frontal, well lit, at least about 40 pixels wide).")
             crops = [np.asarray(f.crop) for f in found]
             probs = self.score_faces(crops)
-            overlays = self.explain_faces(crops) if explain else [None] * len(crops)
+            overlays = [None] * len(crops)
+            if explain:  # the most suspicious faces only: Grad-CAM needs memory for every face at once
+                chosen = [int(k) for k in np.argsort(-probs, kind="stable")[:MAX_FACES_EXPLAINED]]
+                for k, overlay in zip(chosen, self.explain_faces([crops[k] for k in chosen])):
+                    overlays[k] = overlay
             faces = [FacePrediction(box=tuple(float(v) for v in f.box), detection_prob=float(f.prob),
                                     prob_fake=float(p), crop=c, overlay=o, threshold=self.threshold)
                      for f, p, c, o in zip(found, probs, crops, overlays)]
@@ -447,6 +527,8 @@ class Predictor:
             if len(faces) > 1:
                 notes.append(f"{len(faces)} faces found: each is scored; the picture's verdict follows the most "
                              "suspicious one. Crop the picture to one face for a cleaner answer.")
+            if explain and len(faces) > MAX_FACES_EXPLAINED:
+                notes.append(f"Heat maps are shown for the {MAX_FACES_EXPLAINED} most suspicious faces only.")
             return ImagePrediction(faces=faces, annotated=annotate(array, faces),
                                    seconds=time.perf_counter() - start, notes=notes, threshold=self.threshold)
 
@@ -460,67 +542,103 @@ class Predictor:
         without a face are skipped); the video's score applies ``rule`` (see
         helpers.evaluation.AGGREGATORS) to those frame scores. With
         ``explain``, the most suspicious face gets a Grad-CAM overlay.
+
+        Frames are decoded, scaled to at most ``WORK_FRAME_PIXELS`` and analysed
+        ``FRAMES_IN_MEMORY`` at a time; only the face crops and the frame of the
+        most suspicious face are kept. A video that is damaged part-way is
+        judged on the frames before the damage, and a note says so.
         """
         from . import evaluation
-        from .video_frames import VideoReadError, read_frames, sample_frame_indices
+        from .video_frames import VideoReadError, sample_frame_indices
 
         rule = rule or self.rule
         if rule not in evaluation.AGGREGATORS:
             raise ValueError(f"Unknown video rule {rule!r}; choose from {sorted(evaluation.AGGREGATORS)}.")
-        if int(n_frames) < 1:
-            raise ValueError(f"n_frames must be at least 1, got {n_frames}.")
+        n_frames = check_n_frames(n_frames)
         with self._lock:
             start = time.perf_counter()
             path = Path(path)
             info = probe_video(path)
-            indices = [int(i) for i in sample_frame_indices(info.n_frames, int(n_frames))]
-            try:
-                frames = read_frames(path, indices)
-            except VideoReadError as error:
-                raise DemoInputError(str(error)) from None
-            if not frames:
-                raise DemoInputError(f"No frame of {path.name} could be decoded: the file may be corrupt.")
-            indices = indices[:len(frames)]
-            detections = self._detect(frames)
+            indices = [int(i) for i in sample_frame_indices(info.n_frames, n_frames)]
             fps = info.fps or 25.0
-            crops, owners, found_faces = [], [], []
-            for k, (frame_faces, frame_index) in enumerate(zip(detections, indices)):
-                for face in frame_faces:
-                    crops.append(np.asarray(face.crop))
-                    owners.append(k)
-                    found_faces.append((face, frame_index))
-            if not crops:
-                raise DemoInputError(f"No face found in any of the {len(frames)} frames sampled from {path.name}. "
-                                     "Use a video where a face is clearly visible, or sample more frames.")
-            probs = self.score_faces(crops)
+            state = _VideoState()
+            damage = None
+            try:
+                for chunk in _frame_chunks(path, indices, FRAMES_IN_MEMORY):
+                    self._analyse_chunk(chunk, state)
+            except (VideoReadError, FileNotFoundError) as error:  # the decoder gave up part-way: keep what came before
+                if not state.indices:
+                    raise DemoInputError(upload_message(error, path)) from None
+                damage = state.indices[-1]
+            if not state.indices:
+                raise DemoInputError(f"No frame of {path.name} could be decoded: the file may be corrupt. "
+                                     "Try another file, or re-encode it as H.264 MP4.")
+            if not state.crops:
+                raise DemoInputError(f"No face found in any of the {len(state.indices)} frames sampled from "
+                                     f"{path.name}. Use a video where a face is clearly visible, or sample more frames.")
+            probs = np.asarray(state.probs)
             faces = [FacePrediction(box=tuple(float(v) for v in f.box), detection_prob=float(f.prob),
                                     prob_fake=float(p), crop=c, frame_index=i, time_s=i / fps,
                                     threshold=self.threshold)
-                     for (f, i), p, c in zip(found_faces, probs, crops)]
-            frame_probs: list = [None] * len(frames)
-            for owner, p in zip(owners, probs):
-                frame_probs[owner] = float(p) if frame_probs[owner] is None else max(frame_probs[owner], float(p))
-            scored = [p for p in frame_probs if p is not None]
+                     for (f, i), p, c in zip(state.found, probs, state.crops)]
+            scored = [p for p in state.frame_probs if p is not None]
             video_prob = float(evaluation.AGGREGATORS[rule](scored))
             top = int(np.argmax(probs))
             explained = faces[top]
             if explain:
                 explained.overlay = self.explain_faces([explained.crop])[0]
-            frame_of_top = frames[owners[top]]
-            in_that_frame = [f for f, o in zip(faces, owners) if o == owners[top]]
+            in_that_frame = [f for f, o in zip(faces, state.owners) if o == state.owners[top]]
             notes = []
-            missing = len(frames) - len(scored)
+            if damage is not None:
+                notes.append(f"Only {len(state.indices)} of the {len(indices)} sampled frames could be decoded: the "
+                             f"file is damaged after frame {damage}, so the verdict rests on the frames before it.")
+            elif len(state.indices) < len(indices):
+                notes.append(f"Only {len(state.indices)} of the {len(indices)} sampled frames could be decoded: the "
+                             f"video ends after frame {state.indices[-1]}, earlier than its header says (it may be "
+                             "cut short).")
+            missing = len(state.indices) - len(scored)
             if missing:
-                notes.append(f"No face in {missing} of the {len(frames)} sampled frames; those frames are skipped.")
-            most = max((len(d) for d in detections), default=0)
+                notes.append(f"No face in {missing} of the {len(state.indices)} sampled frames; those frames are "
+                             "skipped.")
+            if state.scaled_from:
+                notes.append(f"Frames of {state.scaled_from[0]} x {state.scaled_from[1]} pixels were scaled down to "
+                             f"{state.scaled_to[0]} x {state.scaled_to[1]} for the analysis.")
+            most = max(state.faces_per_frame, default=0)
             if most > 1:
                 notes.append(f"Up to {most} faces per frame: each is scored, and each frame counts its most "
                              "suspicious face.")
             return VideoPrediction(
-                path=path, info=info, frame_indices=indices, times_s=[i / fps for i in indices],
-                frame_probs=frame_probs, faces=faces, prob_fake=video_prob, rule=rule, explained=explained,
-                annotated=annotate(frame_of_top, in_that_frame), seconds=time.perf_counter() - start, notes=notes,
-                threshold=self.threshold)
+                path=path, info=info, frame_indices=state.indices, times_s=[i / fps for i in state.indices],
+                frame_probs=state.frame_probs, faces=faces, prob_fake=video_prob, rule=rule, explained=explained,
+                annotated=annotate(state.best_frame, in_that_frame), seconds=time.perf_counter() - start,
+                notes=notes, threshold=self.threshold)
+
+    def _analyse_chunk(self, chunk: list, state: "_VideoState") -> None:
+        """Detect and score the faces of a few decoded frames; keep the crops, drop the frames
+        (except the one holding the most suspicious face so far)."""
+        frames = [frame for _, frame, _ in chunk]
+        detections = self._detect(frames)
+        first_crop = len(state.crops)
+        for (index, frame, original), frame_faces in zip(chunk, detections):
+            if original != (frame.shape[1], frame.shape[0]):
+                state.scaled_from, state.scaled_to = original, (frame.shape[1], frame.shape[0])
+            owner = len(state.indices)
+            state.indices.append(index)
+            state.frame_probs.append(None)
+            state.faces_per_frame.append(len(frame_faces))
+            for face in frame_faces:
+                state.crops.append(np.asarray(face.crop))
+                state.owners.append(owner)
+                state.found.append((face, index))
+        new_probs = self.score_faces(state.crops[first_crop:])
+        state.probs.extend(float(p) for p in new_probs)
+        for k, p in enumerate(new_probs, start=first_crop):
+            owner = state.owners[k]
+            previous = state.frame_probs[owner]
+            state.frame_probs[owner] = float(p) if previous is None else max(previous, float(p))
+            if p > state.best_prob:
+                state.best_prob = float(p)
+                state.best_frame = frames[owner - (len(state.indices) - len(chunk))]
 
     # -- either -------------------------------------------------------------------------------
 
@@ -530,6 +648,45 @@ class Predictor:
         if kind == "image":
             return self.predict_image(path, explain=explain)
         return self.predict_video(path, n_frames=n_frames, explain=explain)
+
+
+@dataclass
+class _VideoState:
+    """What predict_video keeps while it walks through a video's frames."""
+
+    indices: list = field(default_factory=list)       # sampled frames decoded so far
+    frame_probs: list = field(default_factory=list)   # per decoded frame: its most suspicious face, or None
+    faces_per_frame: list = field(default_factory=list)
+    crops: list = field(default_factory=list)         # every face crop (small: the model's input size)
+    owners: list = field(default_factory=list)        # position in ``indices`` of each crop's frame
+    found: list = field(default_factory=list)         # (faces.Face, frame index) per crop
+    probs: list = field(default_factory=list)         # P(fake) per crop
+    best_prob: float = -1.0
+    best_frame: np.ndarray | None = None               # the frame of the most suspicious face so far
+    scaled_from: tuple | None = None
+    scaled_to: tuple | None = None
+
+
+def _frame_chunks(path: Path, indices: list, size: int):
+    """Lists of at most ``size`` decoded frames, each ``(index, frame, (width, height) as decoded)``; the
+    frame itself is scaled down to ``WORK_FRAME_PIXELS`` when it is larger."""
+    from . import video_frames
+
+    threads = max(1, min(4, os.cpu_count() or 1))  # each decoder thread holds a frame of its own
+    chunk = []
+    try:
+        for index, frame in video_frames.iter_frames_by_index(path, indices, threads=threads):
+            chunk.append((index, fit_pixels(frame), (frame.shape[1], frame.shape[0])))
+            del frame  # only the scaled copy is kept
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+    except video_frames.VideoReadError:
+        if chunk:  # the frames decoded before the damage are still analysed
+            yield chunk
+        raise
+    if chunk:
+        yield chunk
 
 
 def load_predictor(checkpoint=None, device: str = "auto", **options) -> Predictor:
@@ -546,8 +703,23 @@ def load_predictor(checkpoint=None, device: str = "auto", **options) -> Predicto
         if checkpoint is None:
             raise NoCheckpointError(no_checkpoint_message())
     path = Path(checkpoint).expanduser()
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise NoCheckpointError(f"Checkpoint {path} does not exist. " + no_checkpoint_message())
+    if path.is_dir():
+        raise models_torch.CheckpointError(models_torch.folder_message(path))
     resolved = gpu.torch_device(device)
     model, metadata = models_torch.load_checkpoint(path, device=resolved)
+    check_video_rule(metadata, path)
     return Predictor(model, metadata, device=resolved, checkpoint=path, **options)
+
+
+def check_video_rule(metadata: dict, path) -> None:
+    """CheckpointError unless the checkpoint's ``video_rule`` (if any) is a rule of helpers.evaluation."""
+    from . import evaluation, models_torch
+
+    rule = metadata.get("video_rule")
+    if rule is not None and rule not in evaluation.AGGREGATORS:
+        raise models_torch.CheckpointError(
+            f"{path} was not used: its metadata 'video_rule' is {rule!r}; it must be one of "
+            f"{', '.join(sorted(evaluation.AGGREGATORS))}. Re-save the model with models_torch.save_checkpoint "
+            f"and a valid rule, or {models_torch.RETRAIN_HINT}.")

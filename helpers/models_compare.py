@@ -147,7 +147,7 @@ class _MesoHead(nn.Sequential):
 
 
 class _MesoNet(nn.Module):
-    """Shared by Meso-4 and MesoInception-4: the dense head depends on the input size."""
+    """MesoInception-4's frame (Meso-4 spells the same out in one class): the dense head depends on the input size."""
 
     def __init__(self, image_size: int):
         super().__init__()
@@ -168,22 +168,37 @@ class _MesoNet(nn.Module):
         return self.head(self.features(x))
 
 
-class Meso4(_MesoNet):
+class Meso4(nn.Module):
     """Meso-4 (Afchar et al. 2018); 27,977 trainable parameters at ``image_size=256``.
 
-    The paper's input is 256x256; other sizes keep every layer and only change
-    the width of the first dense layer (16 x side x side inputs).
+    Four blocks of convolution ("same" padding), ReLU, batch normalisation and
+    max pooling, then dropout, a 16-unit dense layer with LeakyReLU(0.1),
+    dropout and one output logit. The paper's input is 256x256; other sizes keep
+    every layer and only change the width of the first dense layer (16 x side x
+    side inputs, side = image_size / 32 rounded up).
     """
 
     def __init__(self, image_size: int = 256):
-        super().__init__(image_size)
-        self.features = nn.Sequential(
-            _MesoBlock(3, 8, 3, 2),
-            _MesoBlock(8, 8, 5, 2),
-            _MesoBlock(8, 16, 5, 2),
-            _MesoBlock(16, 16, 5, 4),
-        )
-        self.head = _MesoHead(16 * self.feature_side ** 2)
+        super().__init__()
+        if image_size < 16:
+            raise ValueError(f"MesoNet needs faces of at least 16x16 pixels, got {image_size}.")
+        self.image_size = int(image_size)
+        self.feature_side = math.ceil(self.image_size / 32)  # after pooling by 2, 2, 2 and 4 ("same")
+
+        def block(in_channels, out_channels, kernel, pool):  # in the order of the authors' Keras code
+            return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel, padding=kernel // 2),
+                                 nn.ReLU(inplace=True), nn.BatchNorm2d(out_channels),
+                                 nn.MaxPool2d(pool, ceil_mode=True))  # ceil_mode: Keras' padding="same"
+        self.features = nn.Sequential(block(3, 8, 3, 2), block(8, 8, 5, 2), block(8, 16, 5, 2), block(16, 16, 5, 4))
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(16 * self.feature_side ** 2, 16),
+                                  nn.LeakyReLU(0.1), nn.Dropout(0.5), nn.Linear(16, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or tuple(x.shape[-2:]) != (self.image_size, self.image_size):
+            raise ValueError(f"Meso4 was built for {self.image_size}x{self.image_size} faces (its dense layer "
+                             f"depends on the size) but got a batch of shape {tuple(x.shape)}. Build it with "
+                             f"image_size={x.shape[-1]} or resize the faces.")
+        return self.head(self.features(x))
 
 
 class _InceptionLayer(nn.Module):
@@ -302,7 +317,7 @@ def gradcam_layer(model: nn.Module) -> nn.Module:
     """A sensible last convolutional stage for Grad-CAM on the models of this module."""
     if isinstance(model, CustomCNN):
         return model.features[-1]
-    if isinstance(model, _MesoNet):
+    if isinstance(model, (Meso4, _MesoNet)):
         return model.features[-1]
     if isinstance(model, DenseNet121Classifier):
         return model.net.features.denseblock4

@@ -159,19 +159,37 @@ def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
     return flat.mean(axis=0).astype(np.float32), flat.var(axis=0).astype(np.float32)
 
 
+def feature_standardization(feature_stats, feature_dim: int = FEATURE_DIM):
+    """A fixed (non-trainable) layer that standardises each feature: ``(x - mean) / sqrt(variance)``.
+
+    ``feature_stats=(mean, variance)``, one value per feature, e.g. from
+    :func:`feature_statistics` over the training features.
+    """
+    from keras import layers
+
+    mean, variance = (np.asarray(v, dtype=np.float32).reshape(-1) for v in feature_stats)
+    if mean.shape != (feature_dim,) or variance.shape != (feature_dim,):
+        raise ValueError(f"feature_stats must hold {feature_dim} means and variances.")
+    return layers.Normalization(axis=-1, mean=mean, variance=np.maximum(variance, 1e-6),
+                                name=STANDARDIZATION_NAME)
+
+
 def build_sequence_head(feature_dim: int = FEATURE_DIM, lstm_units: int = 2048, dense_units: int = 2048,
                         dropout: float = 0.4, seq_len: int | None = None, feature_stats=None,
                         name: str = "sequence_head"):
     """(T, feature_dim) frame features -> P(FAKE): LSTM -> LeakyReLU -> Dropout -> Dense(relu) -> Dense(sigmoid).
+
+    Notebook 03 shows this definition (a test keeps the two equal).
 
     ``seq_len=None`` accepts sequences of any length (the LSTM does not care),
     which lets a notebook ask the head what it thinks after the first t frames.
 
     ``feature_stats=(mean, variance)`` (see :func:`feature_statistics`, from
     the training features) puts a fixed, non-trainable standardisation of each
-    feature in front of the LSTM. The report has no such layer; without it
-    the LSTM sees features that share a large common offset and barely vary
-    around it, and may not learn at all (notebook 03 measures this).
+    feature in front of the LSTM (:func:`feature_standardization`). The report
+    has no such layer; without it the LSTM sees features that share a large
+    common offset and barely vary around it, and may not learn at all
+    (notebook 03 measures this).
     """
     import keras
     from keras import layers
@@ -179,11 +197,7 @@ def build_sequence_head(feature_dim: int = FEATURE_DIM, lstm_units: int = 2048, 
     features = keras.Input((seq_len, feature_dim), name="frame_features")
     x = features
     if feature_stats is not None:
-        mean, variance = (np.asarray(v, dtype=np.float32).reshape(-1) for v in feature_stats)
-        if mean.shape != (feature_dim,) or variance.shape != (feature_dim,):
-            raise ValueError(f"feature_stats must hold {feature_dim} means and variances.")
-        x = layers.Normalization(axis=-1, mean=mean, variance=np.maximum(variance, 1e-6),
-                                 name=STANDARDIZATION_NAME)(x)
+        x = feature_standardization(feature_stats, feature_dim)(x)
     x = layers.LSTM(lstm_units, name="lstm")(x)
     x = layers.LeakyReLU(name="leaky_relu")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
@@ -197,9 +211,11 @@ def build_resnet_lstm(seq_len: int = 20, image_size: int = 224, pretrained: bool
                       encoder=None, head=None, name: str = "resnet50_lstm"):
     """The report's end-to-end model: (T, H, W, 3) faces in [0, 1] -> P(FAKE) of the video.
 
-    Pass an existing ``encoder`` and/or ``head`` to reuse their layers (and so
-    their weights): e.g. a head trained on cached features becomes part of
-    the full model without copying anything.
+    ``TimeDistributed`` applies the per-frame encoder to every frame of the
+    sequence; the head's layers follow. Pass an existing ``encoder`` and/or
+    ``head`` to reuse their layers (and so their weights): e.g. a head trained
+    on cached features becomes part of the full model without copying
+    anything. Notebook 03 shows this definition.
     """
     import keras
 
@@ -215,7 +231,7 @@ def build_resnet_lstm(seq_len: int = 20, image_size: int = 224, pretrained: bool
 
 
 def compile_model(model, learning_rate: float = 1e-3):
-    """Adam, binary cross-entropy, accuracy and ROC AUC (the report's compile call)."""
+    """Adam, binary cross-entropy, accuracy and ROC AUC (the report's compile call). Shown in notebook 03."""
     import keras
 
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
@@ -348,44 +364,94 @@ def encode_sequences(encoder, dataset, cache_dir: Path | str | None = None, desc
 # --------------------------------------------------------------------------- #
 
 
-def fit(model, train_data, val_data, epochs: int, checkpoint_path: Path | str, patience: int | None = 3,
-        monitor: str = "val_loss", verbose: int = 2) -> dict:
-    """``model.fit`` with a best-checkpoint callback and early stopping, then reload the best weights.
+def training_callbacks(checkpoint_path, monitor: str = "val_loss", patience: int | None = 3) -> list:
+    """A best-epoch checkpoint and (with ``patience``) early stopping, both watching ``monitor``.
 
-    The checkpoint (weights only, ``*.weights.h5``) keeps the epoch with the
-    best ``monitor`` (lowest loss or highest accuracy/AUC); early stopping ends
-    training after ``patience`` epochs without improvement (``None`` or 0: off).
-    Returns the per-epoch history and where and when the best epoch was.
+    ``ModelCheckpoint`` writes the weights whenever ``monitor`` improves (lowest
+    loss, or highest accuracy/AUC); ``EarlyStopping`` ends training after
+    ``patience`` epochs without improvement (``None`` or 0: never early).
+    Shown in notebook 03.
     """
     import keras
 
-    checkpoint_path = Path(checkpoint_path)
-    if not checkpoint_path.name.endswith(".weights.h5"):
-        raise ValueError("Keras 3 wants a weights checkpoint named *.weights.h5.")
-    checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-    if checkpoint_path.exists():
-        checkpoint_path.unlink()  # our own file from an earlier run; a stale best must not be reloaded
     mode = "min" if "loss" in monitor else "max"
     callbacks = [keras.callbacks.ModelCheckpoint(str(checkpoint_path), monitor=monitor, mode=mode,
                                                  save_best_only=True, save_weights_only=True)]
     if patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=int(patience)))
-    history = model.fit(train_data, validation_data=val_data, epochs=int(epochs), callbacks=callbacks,
-                        verbose=verbose)
+    return callbacks
+
+
+def fresh_checkpoint_path(checkpoint_path) -> Path:
+    """Check the name Keras 3 wants (``*.weights.h5``), make its folder, remove an earlier run's file.
+
+    The file is this notebook's own best-epoch checkpoint: a stale one from an
+    earlier run must not be reloaded as this run's best.
+    """
+    checkpoint_path = Path(checkpoint_path)
+    if not checkpoint_path.name.endswith(".weights.h5"):
+        raise ValueError("Keras 3 wants a weights checkpoint named *.weights.h5.")
+    checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+    if checkpoint_path.exists():
+        checkpoint_path.unlink()
+    return checkpoint_path
+
+
+def restore_best_epoch(model, history, checkpoint_path, monitor: str = "val_loss",
+                       epochs_requested: int | None = None) -> dict:
+    """After ``model.fit``: load the best checkpoint back and summarise the run.
+
+    Returns the per-epoch history (plain lists), how many epochs ran, whether
+    early stopping ended the run, and which epoch (1-based) was best.
+    """
+    checkpoint_path = Path(checkpoint_path)
     curves = {k: [float(v) for v in values] for k, values in history.history.items()}
+    mode = "min" if "loss" in monitor else "max"
     watched = np.asarray(curves.get(monitor, []), dtype=float)
-    finite = np.isfinite(watched)
     best = None
-    if finite.any():
-        masked = np.where(finite, watched, np.inf if mode == "min" else -np.inf)
+    if np.isfinite(watched).any():
+        masked = np.where(np.isfinite(watched), watched, np.inf if mode == "min" else -np.inf)
         best = int(np.argmin(masked) if mode == "min" else np.argmax(masked))
     if checkpoint_path.exists():
         model.load_weights(str(checkpoint_path))
     epochs_run = len(curves.get("loss", []))
-    return {"history": curves, "epochs_run": epochs_run, "epochs_requested": int(epochs),
-            "stopped_early": epochs_run < int(epochs), "monitor": monitor,
+    requested = epochs_run if epochs_requested is None else int(epochs_requested)
+    return {"history": curves, "epochs_run": epochs_run, "epochs_requested": requested,
+            "stopped_early": epochs_run < requested, "monitor": monitor,
             "best_epoch": None if best is None else best + 1,
             "best_checkpoint": str(checkpoint_path) if checkpoint_path.exists() else None}
+
+
+def clean_log_loss(model, data) -> float:
+    """Binary cross-entropy of ``model`` on a labelled dataset, in inference mode (no dropout).
+
+    Measured on the clean training data before and after training, it shows
+    whether training lowered the loss: only the weights differ between the two.
+    """
+    from . import evaluation
+
+    return evaluation.binary_metrics(data.labels, predict_probs(model, data))["log_loss"]
+
+
+def fit(model, train_data, val_data, epochs: int, checkpoint_path, patience: int | None = 3,
+        monitor: str = "val_loss", verbose: int = 2, clean_data=None) -> dict:
+    """``model.fit`` with a best-epoch checkpoint and early stopping, then the best weights loaded back.
+
+    See :func:`training_callbacks` and :func:`restore_best_epoch` (what this
+    returns). With ``clean_data`` (the training videos, unaugmented) the result
+    also holds ``clean_loss_before`` and ``clean_loss_after``: the loss on
+    them before training and with the last epoch's weights (before the best
+    epoch's come back), the evidence ``evaluation.learning_check`` reads.
+    Shown in notebook 03.
+    """
+    checkpoint_path = fresh_checkpoint_path(checkpoint_path)
+    callbacks = training_callbacks(checkpoint_path, monitor, patience)
+    before = None if clean_data is None else clean_log_loss(model, clean_data)
+    history = model.fit(train_data, validation_data=val_data, epochs=int(epochs), callbacks=callbacks,
+                        verbose=verbose)
+    after = None if clean_data is None else clean_log_loss(model, clean_data)
+    fitted = restore_best_epoch(model, history, checkpoint_path, monitor, int(epochs))
+    return {**fitted, "clean_loss_before": before, "clean_loss_after": after}
 
 
 def predict_batch(model, x) -> np.ndarray:

@@ -15,10 +15,13 @@ which refuses to run code hidden in a downloaded checkpoint.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
+import pickletools
 import time
+import zipfile
 from pathlib import Path
 
 import torch
@@ -68,34 +71,47 @@ def _pretrained_help() -> str:
             f"(the folder is $TORCH_HOME/checkpoints).")
 
 
-def build_inception_classifier(pretrained: bool = True, device: str = "cpu", freeze: str = "none",
-                               dropout: float = 0.6) -> nn.Module:
-    """InceptionResnetV1 with one output logit per face.
+def load_face_network(pretrained: bool = True, dropout: float = 0.6) -> nn.Module:
+    """facenet-pytorch's ``InceptionResnetV1`` as it comes: a face -> a 512-number face embedding.
 
     ``pretrained=True`` loads the VGGFace2 weights as the report does (facenet
     downloads them once into ``$TORCH_HOME/checkpoints``); offline, a
     :class:`PretrainedWeightsError` says how to proceed. ``pretrained=False``
-    starts from random weights. ``freeze`` is one of :data:`FREEZE_CHOICES`.
+    starts from random weights (no download).
     """
     from facenet_pytorch import InceptionResnetV1
 
-    if pretrained:
-        cached = pretrained_weights_path()
-        try:
-            model = InceptionResnetV1(pretrained=PRETRAINED_NAME, classify=True, num_classes=1,
-                                      dropout_prob=dropout)
-        except Exception as error:  # no network, proxy, truncated or corrupt cache file
-            if cached.exists():
-                reason = (f"the cached file {cached} could not be read ({type(error).__name__}: {error}); "
-                          "it may be an interrupted download: move it away and try again")
-            else:
-                reason = f"the download failed ({type(error).__name__}: {error})"
-            raise PretrainedWeightsError(f"Could not load the VGGFace2 weights: {reason}. "
-                                         + _pretrained_help()) from error
-    else:
-        model = InceptionResnetV1(pretrained=None, classify=True, num_classes=1, dropout_prob=dropout)
-    set_freeze(model, freeze)
-    return model.to(device)
+    if not pretrained:
+        return InceptionResnetV1(pretrained=None, dropout_prob=dropout)
+    cached = pretrained_weights_path()
+    try:
+        return InceptionResnetV1(pretrained=PRETRAINED_NAME, dropout_prob=dropout)
+    except Exception as error:  # no network, proxy, truncated or corrupt cache file
+        if cached.exists():
+            reason = (f"the cached file {cached} could not be read ({type(error).__name__}: {error}); "
+                      "it may be an interrupted download: move it away and try again")
+        else:
+            reason = f"the download failed ({type(error).__name__}: {error})"
+        raise PretrainedWeightsError(f"Could not load the VGGFace2 weights: {reason}. "
+                                     + _pretrained_help()) from error
+
+
+def build_inception_classifier(pretrained: bool = True, device: str = "cpu", freeze: str = "none",
+                               dropout: float = 0.6) -> nn.Module:
+    """InceptionResnetV1 with one output logit per face: ``sigmoid(logit)`` = P(FAKE).
+
+    The face-recognition network (:func:`load_face_network`) ends in a
+    512-number embedding; the new head is one ``Linear(512, 1)`` behind it,
+    the same network as the report's ``InceptionResnetV1(classify=True,
+    num_classes=1)`` (same modules, same state-dict keys, and for the same
+    seed the same random weights). ``freeze`` is one of :data:`FREEZE_CHOICES`.
+    Notebook 04 shows this definition (a test keeps the two equal).
+    """
+    network = load_face_network(pretrained, dropout)
+    network.logits = nn.Linear(512, 1)
+    network.classify, network.num_classes = True, 1
+    set_freeze(network, freeze)
+    return network.to(device)
 
 
 def set_freeze(model: nn.Module, freeze: str = "none") -> list[str]:
@@ -131,6 +147,65 @@ def count_parameters(model: nn.Module) -> dict:
 
 
 # --------------------------------------------------------------------------- checkpoints
+MAX_CHECKPOINT_MB = 2048   # InceptionResnetV1 is about 90 MB, DenseNet121 about 30 MB
+MAX_IMAGE_SIZE = 1024      # largest face size (pixels) a checkpoint may ask for
+#: Smallest face (pixels) each architecture can take: below it a layer has nothing left to convolve.
+MIN_IMAGE_SIZE = {ARCH: 75, "custom_cnn": 16, "meso4": 16, "mesoinception4": 16, "densenet121": 32}
+RETRAIN_HINT = "retrain with notebooks/04_inception_resnet.ipynb"
+
+
+def known_architectures() -> tuple:
+    """Architecture names a checkpoint's ``arch`` may hold (this module's and helpers.models_compare's)."""
+    try:
+        from .models_compare import ARCHITECTURES
+    except ImportError:
+        ARCHITECTURES = ()
+    return (ARCH,) + tuple(ARCHITECTURES)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def metadata_problem(metadata: dict, check_arch: bool = True) -> str | None:
+    """The first entry of checkpoint metadata that cannot be used, as a sentence naming the field,
+    its value and what is allowed; None when every known entry is usable.
+
+    Checked: ``arch`` (a known architecture), ``image_size`` (a whole number
+    between the architecture's minimum and ``MAX_IMAGE_SIZE``), ``margin``
+    (0 to 1, a fraction of the face box), ``threshold`` (strictly between 0
+    and 1), ``epoch`` (a whole number >= 0), ``freeze`` (one of FREEZE_CHOICES),
+    ``video_rule`` (a name). ``None`` means "not recorded" and takes the default.
+    Other entries are kept as they are. ``check_arch=False`` accepts any
+    architecture name (a model of your own, loaded with ``model=``).
+    """
+    arch = metadata.get("arch")
+    if check_arch and arch is not None and arch not in known_architectures():
+        return (f"'arch' is {arch!r}; it must be one of {', '.join(known_architectures())} (an unknown "
+                f"architecture {arch!r} cannot be rebuilt; pass model= to load the weights into your own model)")
+    arch = arch or ARCH
+    size = metadata.get("image_size")
+    low = MIN_IMAGE_SIZE.get(arch, 16)
+    if size is not None and not (isinstance(size, int) and not isinstance(size, bool) and low <= size <= MAX_IMAGE_SIZE):
+        return f"'image_size' is {size!r}; it must be a whole number of pixels from {low} to {MAX_IMAGE_SIZE} for {arch}"
+    margin = metadata.get("margin")
+    if margin is not None and not (_is_number(margin) and 0 <= margin <= 1):
+        return f"'margin' is {margin!r}; it must be a number from 0 to 1 (a fraction of the face box added on each side)"
+    threshold = metadata.get("threshold")
+    if threshold is not None and not (_is_number(threshold) and 0 < threshold < 1):
+        return f"'threshold' is {threshold!r}; it must be a probability strictly between 0 and 1 (0.5 by default)"
+    epoch = metadata.get("epoch")
+    if epoch is not None and not (isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0):
+        return f"'epoch' is {epoch!r}; it must be a whole number >= 0"
+    freeze = metadata.get("freeze")
+    if freeze is not None and freeze not in FREEZE_CHOICES:
+        return f"'freeze' is {freeze!r}; it must be one of {', '.join(FREEZE_CHOICES)}"
+    rule = metadata.get("video_rule")
+    if rule is not None and not (isinstance(rule, str) and rule.strip()):
+        return f"'video_rule' is {rule!r}; it must be the name of a rule of helpers.evaluation.AGGREGATORS"
+    return None
+
+
 def _plain(value, key: str):
     """Metadata must be plain Python values so that ``weights_only=True`` can read them back."""
     if isinstance(value, Path):
@@ -164,6 +239,9 @@ def save_checkpoint(model: nn.Module, path, epoch: int, **metadata) -> Path:
     info.update(metadata)
     info["epoch"] = int(epoch)
     info = {key: _plain(value, key) for key, value in info.items()}
+    problem = metadata_problem(info, check_arch=False)
+    if problem:  # never write a checkpoint that load_checkpoint would refuse
+        raise ValueError(f"Not saving {path.name}: metadata {problem}.")
     state = {key: tensor.detach().cpu() for key, tensor in model.state_dict().items()}
     temporary = path.with_name(path.name + ".tmp")
     torch.save({"model_state_dict": state, **info}, temporary)
@@ -172,24 +250,108 @@ def save_checkpoint(model: nn.Module, path, epoch: int, **metadata) -> Path:
 
 
 def _read(path: Path) -> dict:
-    if not path.exists():
+    if not os.path.lexists(path):
         raise CheckpointError(f"No checkpoint at {path}. Train one with notebooks/04_inception_resnet.ipynb "
                               f"(it saves into {config.models_dir()}), or pass the path of a .pth file.")
+    if path.is_dir():
+        raise CheckpointError(folder_message(path))
     if not path.is_file():
-        raise CheckpointError(f"{path} is a folder, not a checkpoint file (.pth).")
+        raise CheckpointError(f"{path} is not a regular file (a named pipe, a device or a broken link), so it was "
+                              "not opened. Pass the path of a .pth checkpoint file.")
+    size_mb = path.stat().st_size / 2**20
+    if size_mb > MAX_CHECKPOINT_MB:
+        raise CheckpointError(f"{path} is {size_mb:.0f} MB; the course's checkpoints are under {MAX_CHECKPOINT_MB} "
+                              "MB, so this is not one of them and was not loaded. Pass the .pth file that notebook "
+                              f"04 or 05 saved, or {RETRAIN_HINT}.")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
+        code = _code_in_pickle(path)
+        if code:
+            shown = ", ".join(code[:3]) + (" ..." if len(code) > 3 else "")
+            raise CheckpointError(
+                f"{path} was NOT loaded: besides weights it holds Python code to run on loading (it calls "
+                f"{shown}). The loader refuses such files, so nothing in it was executed. A course checkpoint "
+                "holds only tensors and plain values. Delete this file unless you know who made it and why; if "
+                "its weights are yours, re-save them from the program that made them as a plain state dict, "
+                "torch.save({'model_state_dict': model.state_dict()}, path), or "
+                f"{RETRAIN_HINT}.") from None
         raise CheckpointError(
-            f"{path} is not a readable PyTorch checkpoint ({type(error).__name__}: {str(error)[:200]}). "
-            "It may be truncated (an interrupted copy or download) or another kind of file; "
-            "copy it again or retrain with notebooks/04_inception_resnet.ipynb.") from error
+            f"{path} is not a readable PyTorch checkpoint ({_short_reason(error)}). It may be truncated (an "
+            "interrupted copy or download) or another kind of file; copy it again or "
+            f"{RETRAIN_HINT}.") from None
     if isinstance(data, dict) and "model_state_dict" in data:
         return data
     if isinstance(data, dict) and data and all(isinstance(v, torch.Tensor) for v in data.values()):
         return {"model_state_dict": data}  # a bare state dict: accept it, without metadata
     raise CheckpointError(f"{path} holds a {type(data).__name__} without a 'model_state_dict' entry, so it "
-                          "is not a checkpoint in the course's (the report's) format.")
+                          "is not a checkpoint in the course's (the report's) format. Pass a checkpoint saved "
+                          f"by notebook 04 or 05, or {RETRAIN_HINT}.")
+
+
+def folder_message(path) -> str:
+    """What to say when a checkpoint path is a folder: which checkpoint files it holds, if any."""
+    path = Path(path)
+    try:
+        inside = sorted(p.name for p in path.glob("*.pth") if p.is_file())
+    except OSError:
+        inside = []
+    if inside:
+        shown = ", ".join(inside[:5]) + (" ..." if len(inside) > 5 else "")
+        return (f"{path} is a folder, not a checkpoint file. Pass one of the .pth files in it ({shown}), "
+                f"e.g. {path / inside[-1]}.")
+    return (f"{path} is a folder, not a checkpoint file, and holds no .pth file. Pass the path of a .pth "
+            f"checkpoint, or {RETRAIN_HINT}.")
+
+
+# Python objects torch.load(weights_only=True) rebuilds itself; any other global in a pickle is code.
+_SAFE_GLOBAL_PREFIXES = ("torch.", "collections.OrderedDict", "_codecs.encode", "builtins.set",
+                         "builtins.frozenset", "builtins.bytearray")
+
+
+def _pickle_streams(path: Path, limit: int = 64 << 20) -> list:
+    """The pickle byte streams of a checkpoint: ``*/data.pkl`` of the zip format, or the whole file when
+    it starts like a pickle (the legacy format); none for anything else (a damaged or foreign file)."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                return [zf.read(i) for i in zf.infolist() if i.filename.endswith(".pkl") and i.file_size <= limit]
+        with open(path, "rb") as handle:
+            head = handle.read(limit)
+        return [head] if head[:1] == b"\x80" else []  # pickle protocol 2+ starts with PROTO
+    except (OSError, zipfile.BadZipFile, ValueError, RuntimeError):
+        return []
+
+
+def _code_in_pickle(path: Path) -> list:
+    """Names of the functions or classes a pickle would call on loading, other than torch's own.
+
+    Reads the opcodes with :mod:`pickletools` (which only parses, never runs
+    anything). An unreadable stream simply yields what was found before the damage.
+    """
+    found = []
+    for stream in _pickle_streams(path):
+        strings = []
+        try:
+            for opcode, argument, _ in pickletools.genops(io.BytesIO(stream)):
+                if opcode.name in ("GLOBAL", "INST"):
+                    found.append(str(argument).replace(" ", "."))
+                elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.append(f"{strings[-2]}.{strings[-1]}")
+                if isinstance(argument, str):
+                    strings.append(argument)
+        except Exception:  # damaged or not a pickle: keep what was read
+            pass
+    unsafe = [name for name in found if not name.startswith(_SAFE_GLOBAL_PREFIXES)]
+    return list(dict.fromkeys(unsafe))
+
+
+def _short_reason(error: Exception) -> str:
+    """The first sentence of a loading error, without torch's advice about ``weights_only``."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if "weights_only" in text or "Weights only" in text:
+        return "the file's structure is not that of a checkpoint"
+    return f"{type(error).__name__}: {text[:160]}"
 
 
 def _build_for(arch: str, metadata: dict) -> nn.Module:
@@ -202,7 +364,8 @@ def _build_for(arch: str, metadata: dict) -> nn.Module:
     if models_compare is not None and arch in getattr(models_compare, "ARCHITECTURES", ()):
         return models_compare.build_compare_model(arch, pretrained=False,
                                                   image_size=int(metadata.get("image_size") or DEFAULT_IMAGE_SIZE))
-    raise CheckpointError(f"The checkpoint holds a model of unknown architecture {arch!r}.")
+    raise CheckpointError(f"The checkpoint holds a model of unknown architecture {arch!r}; known: "
+                          f"{', '.join(known_architectures())}.")
 
 
 def load_checkpoint(path, device: str = "cpu", model: nn.Module | None = None) -> tuple[nn.Module, dict]:
@@ -215,19 +378,29 @@ def load_checkpoint(path, device: str = "cpu", model: nn.Module | None = None) -
     """
     path = Path(path).expanduser()
     data = _read(path)
-    metadata = {k: v for k, v in data.items() if k not in ("model_state_dict", "optimizer_state_dict")}
-    metadata.setdefault("arch", ARCH)
-    metadata.setdefault("image_size", DEFAULT_IMAGE_SIZE)
-    metadata.setdefault("threshold", 0.5)
+    metadata = {str(k): v for k, v in data.items() if k not in ("model_state_dict", "optimizer_state_dict")}
+    for key in ("arch", "image_size", "threshold"):
+        if metadata.get(key) is None:  # not recorded: the report's values
+            metadata[key] = {"arch": ARCH, "image_size": DEFAULT_IMAGE_SIZE, "threshold": 0.5}[key]
+    problem = metadata_problem(metadata, check_arch=model is None)
+    if problem:
+        raise CheckpointError(f"{path} was not used: its metadata {problem}. Checkpoints saved by the course "
+                              f"always pass this check, so the file was edited or made elsewhere; {RETRAIN_HINT}, "
+                              "or re-save the model with models_torch.save_checkpoint and valid settings.")
+    weights = data["model_state_dict"]
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        what = type(weights).__name__ if not isinstance(weights, dict) else "a mapping with non-tensor values"
+        raise CheckpointError(f"{path} was not used: its 'model_state_dict' is {what}, not a mapping of "
+                              f"parameter names to tensors. Pass a checkpoint saved by the course, or {RETRAIN_HINT}.")
     if model is None:
         model = _build_for(metadata["arch"], metadata)
     try:
-        model.load_state_dict(data["model_state_dict"])
-    except RuntimeError as error:
+        model.load_state_dict(weights)
+    except (RuntimeError, TypeError, ValueError, KeyError, AttributeError) as error:
         raise CheckpointError(
             f"The weights in {path} do not fit a {type(model).__name__} (saved architecture: "
             f"{metadata['arch']!r}). It was probably trained for another model; load it with that "
-            f"model's loader, or retrain with notebooks/04_inception_resnet.ipynb. "
+            f"model's loader, or {RETRAIN_HINT}. "
             f"Details: {str(error)[:300]}") from error
     metadata["path"] = str(path)
     return model.to(device).eval(), metadata
@@ -235,11 +408,12 @@ def load_checkpoint(path, device: str = "cpu", model: nn.Module | None = None) -
 
 def mark_default_checkpoint(path, **info) -> Path:
     """Record ``path`` as the model the demo should use (``models_dir()/inception_best.json``)."""
+    from .safe_io import atomic_write_text
+
     pointer = config.models_dir() / POINTER_FILE
     record = {"checkpoint": str(Path(path).resolve()), "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")}
     record.update({k: _plain(v, k) for k, v in info.items()})
-    pointer.write_text(json.dumps(record, indent=2))
-    return pointer
+    return atomic_write_text(pointer, json.dumps(record, indent=2))
 
 
 def default_checkpoint() -> Path | None:
@@ -248,12 +422,14 @@ def default_checkpoint() -> Path | None:
     Reads the pointer notebook 04 writes; without it (or if its file is gone),
     takes the newest ``resnetinceptionv1_epoch_*.pth`` in ``models_dir()``.
     """
+    from .safe_io import UnreadableFileError, read_user_json
+
     folder = config.models_dir()
     pointer = folder / POINTER_FILE
-    if pointer.exists():
-        try:
-            candidate = Path(json.loads(pointer.read_text())["checkpoint"])
-        except (ValueError, KeyError, TypeError):
+    if os.path.lexists(pointer):
+        try:  # a damaged pointer (a folder, a pipe, not JSON...) is passed over: the newest file is taken
+            candidate = Path(read_user_json(pointer, max_bytes=1 << 20)["checkpoint"])
+        except (UnreadableFileError, KeyError, TypeError, ValueError):
             candidate = None
         if candidate is not None:
             if not candidate.is_absolute():

@@ -5,7 +5,9 @@ notebook 04, the custom CNN / MesoNet / DenseNet121 of the comparison): each
 returns one logit per face, trained with binary cross-entropy on logits
 (``BCEWithLogitsLoss``, numerically safer than a sigmoid followed by BCE) and Adam.
 
-What the loop adds to the report's recipe, all of it named as future work there:
+:func:`train_one_epoch` is the bare loop (forward, loss, backward, step) that
+notebook 04 writes out; :func:`train_classifier` is the one the course trains
+with. What it adds to the report's recipe, all of it named as future work there:
 
 * mixed precision on a GPU (``torch.autocast`` + ``GradScaler``): about half the
   memory, so a 4 GB card fits larger batches; off on the CPU, where it does not help;
@@ -81,7 +83,7 @@ def _logits(model: nn.Module, x: torch.Tensor, use_amp: bool) -> torch.Tensor:
 @torch.no_grad()
 def evaluate_loader(model: nn.Module, loader, device="cpu", amp: bool = True, progress: bool = False,
                     description: str = "evaluate") -> dict:
-    """Mean BCE loss, accuracy (threshold 0.5) and the probabilities over a labelled loader."""
+    """Mean BCE loss, accuracy (threshold 0.5), number of faces ``n`` and the probabilities of a labelled loader."""
     model.eval()
     use_amp = _use_amp(amp, device)
     criterion = nn.BCEWithLogitsLoss(reduction="sum")
@@ -97,7 +99,7 @@ def evaluate_loader(model: nn.Module, loader, device="cpu", amp: bool = True, pr
         probs.append(p.cpu())
     if count == 0:
         raise ValueError("The loader yielded no faces to evaluate.")
-    return {"loss": total_loss / count, "accuracy": correct / count,
+    return {"loss": total_loss / count, "accuracy": correct / count, "n": count,
             "probs": torch.cat(probs).numpy()}
 
 
@@ -111,6 +113,28 @@ def predict_probs(model: nn.Module, loader, device="cpu", amp: bool = True, prog
         x, _ = _split_batch(batch)
         probs.append(torch.sigmoid(_logits(model, x.to(device, non_blocking=True), use_amp)).cpu())
     return torch.cat(probs).numpy().astype(np.float64) if probs else np.zeros(0)
+
+
+def train_one_epoch(model: nn.Module, loader, optimizer, loss_fn, device="cpu") -> float:
+    """One plain pass over the training faces: forward, loss, backward, step. Returns the mean loss.
+
+    The bare loop, as notebook 04 shows it (a test keeps the two equal);
+    :func:`train_classifier` runs a richer version of it.
+    """
+    model.train()
+    running_loss, seen = 0.0, 0
+    bar = tqdm(loader, desc="one epoch", leave=False)
+    for images, targets in bar:
+        images, targets = images.to(device), targets.to(device).float()
+        optimizer.zero_grad()
+        logits = model(images)[:, 0]
+        loss = loss_fn(logits, targets)
+        loss.backward()
+        optimizer.step()
+        running_loss += loss.item() * len(targets)
+        seen += len(targets)
+        bar.set_postfix(loss=f"{running_loss / seen:.4f}")
+    return running_loss / seen
 
 
 def _training_batchnorms(model: nn.Module) -> list:
@@ -165,7 +189,7 @@ def train_classifier(model: nn.Module, train_loader, val_loader, epochs: int, lr
                      checkpoint_dir=None, checkpoint_name: str = "resnetinceptionv1_epoch_{epoch}.pth",
                      seed: int = 42, weight_decay: float = 0.0, metadata: dict | None = None,
                      restore_best: bool = True, keep_only_best: bool = True, progress: bool = True,
-                     min_delta: float = 0.0, bn_recalibration_batches: int = 10,
+                     min_delta: float = 0.0, bn_recalibration_batches: int = 10, clean_loader=None,
                      channels_last: bool | None = None) -> dict:
     """Train ``model`` (one logit per face) with BCEWithLogitsLoss and Adam; return the history.
 
@@ -181,6 +205,13 @@ def train_classifier(model: nn.Module, train_loader, val_loader, epochs: int, lr
     training batches (:func:`recalibrate_batchnorm`; 0 switches it off).
     ``channels_last`` (None: :func:`use_channels_last`) trains in the NHWC memory
     format; the model is given back in the format it came in.
+
+    ``clean_loader`` (training faces without augmentation, in a fixed order)
+    adds ``clean_loss_before`` and ``clean_loss_after``: the loss on those
+    faces in evaluation mode before training (BatchNorm statistics computed
+    as after an epoch) and with the last epoch's weights, before the best
+    epoch's come back. Only the weights differ between the two, which makes
+    them the evidence ``evaluation.learning_check`` reads.
 
     Returns a dict: train_loss, val_loss, train_acc, val_acc (per epoch),
     best_epoch (1-based), best_val_loss, best_checkpoint (path or None),
@@ -209,6 +240,10 @@ def train_classifier(model: nn.Module, train_loader, val_loader, epochs: int, lr
                "skipped_batches": 0}
     best_loss, best_state, bad_epochs = float("inf"), None, 0
     faces_seen, train_seconds = 0, 0.0
+    if clean_loader is not None:
+        if bn_recalibration_batches:
+            recalibrate_batchnorm(model, train_loader, device, max_batches=bn_recalibration_batches, amp=amp)
+        history["clean_loss_before"] = evaluate_loader(model, clean_loader, device, amp=amp)["loss"]
 
     for epoch in range(1, epochs + 1):
         train_mode(model)
@@ -270,17 +305,20 @@ def train_classifier(model: nn.Module, train_loader, val_loader, epochs: int, lr
                 history["best_checkpoint"] = str(path)
         else:
             bad_epochs += 1
-        val_text = (f"val loss {history['val_loss'][-1]:.4f} acc {history['val_acc'][-1]:.3f}"
+        val_text = (f"val loss {history['val_loss'][-1]:.4f} acc {history['val_acc'][-1]:.3f} ({val['n']} faces)"
                     if val_loader is not None else "no validation set")
-        if progress:
+        if progress:  # per-face values (frame level) while training; the notebooks add intervals at the end
             print(f"epoch {epoch}: train loss {history['train_loss'][-1]:.4f} acc {history['train_acc'][-1]:.3f}"
-                  f" | {val_text} | {count / epoch_train_seconds:.1f} faces/s{' *' if improved else ''}")
+                  f" ({count} faces) | {val_text} | {count / epoch_train_seconds:.1f} faces/s"
+                  f"{' *' if improved else ''}")
         if patience is not None and bad_epochs >= patience and epoch < epochs:
             history["stopped_early"] = True
             if progress:
                 print(f"Early stopping: no improvement for {patience} epochs; best epoch {history['best_epoch']}.")
             break
 
+    if clean_loader is not None:  # the last epoch's weights, before the best epoch's come back
+        history["clean_loss_after"] = evaluate_loader(model, clean_loader, device, amp=amp)["loss"]
     if restore_best and best_state is not None:
         model.load_state_dict(best_state)
     set_memory_format(model, given_format)
@@ -316,9 +354,28 @@ def score_faces(model: nn.Module, manifest_df: pd.DataFrame, image_size: int, de
     return frame
 
 
-def compare_video_rules(frame_table: pd.DataFrame, rules=("mean", "confident")) -> dict:
-    """Video-level metrics of each aggregation rule on one frame table."""
-    return {rule: evaluation.binary_metrics(*_video_arrays(frame_table, rule)) for rule in rules}
+def compare_video_rules(frame_table: pd.DataFrame, rules=("mean", "confident"), ci: bool = False,
+                        n_boot: int = 1000, seed: int = 0) -> dict:
+    """Video-level metrics of each aggregation rule on one frame table (``ci=True``: with bootstrap 95 % CIs)."""
+    return {rule: {**evaluation.binary_metrics(*_video_arrays(frame_table, rule), ci=ci, n_boot=n_boot, seed=seed),
+                   "level": "video"} for rule in rules}
+
+
+def frame_and_video_metrics(frame_table: pd.DataFrame, rule: str = "mean", n_boot: int = 1000,
+                            seed: int = 0) -> dict:
+    """Metrics per face and per video (faces aggregated with ``rule``), each with a bootstrap 95 % CI.
+
+    Frame level: n = faces, and the bootstrap resamples whole videos (the
+    faces of one video are near-copies, not independent samples). Video
+    level: n = videos. Each result says its ``level``; ``n_videos`` is on both.
+    """
+    videos = evaluation.video_scores(frame_table, rule=rule)
+    frame = evaluation.binary_metrics(frame_table["label"], frame_table["prob_fake"], ci=True,
+                                      groups=frame_table["video"], n_boot=n_boot, seed=seed)
+    video = evaluation.binary_metrics(videos["label"], videos["prob_fake"], ci=True, n_boot=n_boot, seed=seed)
+    n_videos = int(len(videos))
+    return {"frame": {**frame, "level": "frame", "n_videos": n_videos},
+            "video": {**video, "level": "video", "n_videos": n_videos}, "video_rule": rule}
 
 
 def _video_arrays(frame_table: pd.DataFrame, rule: str):

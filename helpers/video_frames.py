@@ -21,6 +21,11 @@ How the frames are read (PyAV, i.e. FFmpeg):
   frames are turned upright here, as a video player would.
 * Containers sometimes announce more frames than they hold. Frames past the
   real end are left out, so the returned list can be shorter than asked.
+* A file damaged part-way (cut short while copied, or with garbage in the
+  middle) keeps the frames decoded before the damage: the reader stops at the
+  first packet the decoder refuses and says after which frame
+  (:class:`VideoDamagedError`, a :class:`VideoReadError` that carries the
+  frame index); :func:`read_frames` returns the good frames with a warning.
 
 ``backend="cv2"`` reads with OpenCV instead (``grab()`` every frame,
 ``retrieve()`` only the wanted ones); ``tools/benchmark_faces.py`` compares
@@ -40,11 +45,86 @@ class VideoReadError(RuntimeError):
     """A video cannot be opened or decoded; the message names the file and what to do."""
 
 
+class VideoDamagedError(VideoReadError):
+    """The decoder refused a video part-way through, after ``last_good_frame`` had been decoded.
+
+    Raised by :func:`iter_frames_by_index` *after* it has yielded every wanted
+    frame up to ``last_good_frame``, so a consumer keeps those. ``detail`` is
+    the decoder's complaint.
+    """
+
+    def __init__(self, path, last_good_frame: int, detail: str):
+        self.path, self.last_good_frame, self.detail = Path(path), int(last_good_frame), str(detail)
+        super().__init__(f"{self.path.name} is damaged after frame {self.last_good_frame} ({self.detail}); "
+                         f"the frames up to {self.last_good_frame} decode and were kept. If you have the "
+                         "original file, copy it again; otherwise the rest of this video cannot be used.")
+
+
+def _describe(error: Exception | str) -> str:
+    return f"{type(error).__name__}: {error}" if isinstance(error, Exception) else str(error)
+
+
 def _unreadable(path: Path, error: Exception | str) -> VideoReadError:
-    detail = f"{type(error).__name__}: {error}" if isinstance(error, Exception) else str(error)
-    return VideoReadError(f"{Path(path).name} could not be read as a video ({detail}). The file may be corrupt "
-                          "or incomplete, or use a codec FFmpeg does not know; re-encode it (e.g. H.264 MP4) "
-                          "or remove it from the dataset.")
+    if missing_mp4_index(path):
+        return VideoReadError(
+            f"{Path(path).name} could not be read as a video: it is an MP4 file without its index (the "
+            "'moov' box), which is written last, so the file was most likely cut short while being recorded, "
+            "downloaded or copied. No frame can be decoded without it; copy or download the file again.")
+    return VideoReadError(f"{Path(path).name} could not be read as a video ({_describe(error)}). The file may be "
+                          "corrupt or incomplete, or use a codec FFmpeg does not know; re-encode it (e.g. H.264 "
+                          "MP4) or remove it from the dataset.")
+
+
+def _mp4_boxes(path) -> tuple:
+    """The top-level boxes of an MP4/MOV file as ``(kind, offset, declared size)``, and the file size.
+
+    Reads only the box headers (16 bytes each); an empty list for a file that
+    does not look like MP4.
+    """
+    import struct
+
+    boxes: list = []
+    try:
+        size_on_disk = Path(path).stat().st_size
+        with open(path, "rb") as file:
+            offset = 0
+            for _ in range(1000):  # a handful of top-level boxes in any real file
+                file.seek(offset)
+                header = file.read(16)
+                if len(header) < 8:
+                    break
+                size, kind = struct.unpack(">I4s", header[:8])
+                if size == 1 and len(header) == 16:
+                    size = struct.unpack(">Q", header[8:16])[0]
+                elif size == 0:  # "to the end of the file"
+                    size = size_on_disk - offset
+                if size < 8 or not (kind.isascii() and kind.isalnum() or kind == b"free"):
+                    break
+                boxes.append((kind, offset, size))
+                offset += size
+    except OSError:
+        return [], 0
+    if not boxes or boxes[0][0] not in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip"):
+        return [], size_on_disk
+    return boxes, size_on_disk
+
+
+def missing_mp4_index(path) -> bool:
+    """True for an MP4/MOV file that has a media box ('mdat') but no index box ('moov').
+
+    Such a file was cut before its index was written (the usual end of an
+    interrupted copy or recording: the index comes last unless the file was
+    made for streaming) and no player can decode it.
+    """
+    kinds = {kind for kind, _, _ in _mp4_boxes(path)[0]}
+    return b"mdat" in kinds and b"moov" not in kinds
+
+
+def cut_short(path) -> bool:
+    """True for an MP4/MOV file whose last box is declared longer than what is left of the file
+    (it was cut short: the frames stored past the cut are gone)."""
+    boxes, size_on_disk = _mp4_boxes(path)
+    return bool(boxes) and boxes[-1][1] + boxes[-1][2] > size_on_disk
 
 
 @dataclass
@@ -194,6 +274,7 @@ def _iter_pyav(path: Path, wanted: list, seek: bool = True, skip: bool = True, t
     index gets the first frame at or after it.
     """
     container = _open(path)
+    position = -1  # index of the last frame the decoder output
     try:
         stream = container.streams.video[0]
         if threads is None or threads > 1:
@@ -210,7 +291,6 @@ def _iter_pyav(path: Path, wanted: list, seek: bool = True, skip: bool = True, t
         pending = list(wanted)  # still to find, ascending
         rotation = None
         counted = -1            # frames output so far - 1 (index when there are no timestamps)
-        position = -1           # index of the last frame output
 
         def index_of(pts):
             return int(round((pts - start) * tb * fps))
@@ -246,10 +326,15 @@ def _iter_pyav(path: Path, wanted: list, seek: bool = True, skip: bool = True, t
                     ended = False  # done, or the next wanted frame is better reached by seeking
                     break
             if ended:
+                if pending and position >= 0 and cut_short(path):
+                    raise VideoDamagedError(path, position, "the file ends in the middle of its video data: "
+                                            "it was cut short")
                 break  # the video ended: the indices still pending do not exist
     except VideoReadError:
         raise
     except Exception as error:
+        if position >= 0:  # frames were decoded before the decoder gave up: they stay valid
+            raise VideoDamagedError(path, position, _describe(error)) from None
         raise _unreadable(path, error) from None
     finally:
         container.close()
@@ -293,8 +378,9 @@ def iter_frames_by_index(path, indices, backend: str = "pyav", threads: int | No
     Indices the video does not really have are left out. ``threads``: decoder
     threads for the PyAV backend (None = all cores; 1 when other threads keep
     the other cores busy, e.g. face detection or a second video being read).
-    Raises :class:`VideoReadError` (possibly after some frames) when the file
-    cannot be decoded and FileNotFoundError when it does not exist.
+    Raises :class:`VideoReadError` when the file cannot be decoded at all,
+    :class:`VideoDamagedError` after the last good frame when it is damaged
+    part-way, and FileNotFoundError when it does not exist.
     """
     path = Path(path)
     if backend not in BACKENDS:
@@ -309,20 +395,40 @@ def iter_frames_by_index(path, indices, backend: str = "pyav", threads: int | No
     yield from (_iter_pyav(path, wanted, threads=threads) if backend == "pyav" else _iter_cv2(path, wanted))
 
 
-def read_frames_by_index(path, indices, backend: str = "pyav", threads: int | None = None) -> dict:
+def read_frames_by_index(path, indices, backend: str = "pyav", threads: int | None = None,
+                         damage: str = "keep") -> dict:
     """Frame index -> upright RGB uint8 array (H, W, 3), for each index the video really has
-    (all of :func:`iter_frames_by_index` at once)."""
-    return dict(iter_frames_by_index(path, indices, backend=backend, threads=threads))
+    (all of :func:`iter_frames_by_index` at once).
+
+    ``damage``: what to do with a video damaged part-way. "keep" (default)
+    returns the frames decoded before the damage and warns (a UserWarning that
+    says after which frame); "raise" raises :class:`VideoDamagedError`.
+    """
+    if damage not in ("keep", "raise"):
+        raise ValueError(f"damage must be 'keep' or 'raise', got {damage!r}.")
+    found: dict = {}
+    try:
+        for index, frame in iter_frames_by_index(path, indices, backend=backend, threads=threads):
+            found[index] = frame
+    except VideoDamagedError as error:
+        if damage == "raise":
+            raise
+        import warnings
+
+        warnings.warn(str(error), stacklevel=2)
+    return found
 
 
-def read_frames(path, indices, backend: str = "pyav") -> list:
+def read_frames(path, indices, backend: str = "pyav", damage: str = "keep") -> list:
     """Upright RGB uint8 frames (H, W, 3) at ``indices``, in the order given.
 
-    Indices past the video's real end are left out (the list is then shorter;
-    the missing ones are the last). Raises :class:`VideoReadError` when the
-    file cannot be decoded and FileNotFoundError when it does not exist.
+    Indices past the video's real end, or past the point where a damaged video
+    stops decoding, are left out (the list is then shorter; the missing ones
+    are the last), with a warning for the damage (``damage="raise"`` raises
+    :class:`VideoDamagedError` instead). Raises :class:`VideoReadError` when
+    the file cannot be decoded at all and FileNotFoundError when it does not exist.
     """
-    found = read_frames_by_index(path, indices, backend=backend)
+    found = read_frames_by_index(path, indices, backend=backend, damage=damage)
     return [found[int(i)] for i in indices if int(i) in found]
 
 
@@ -331,14 +437,27 @@ class SampledFrames:
     info: VideoInfo
     indices: list       # the indices asked for
     frames: dict        # index -> RGB array, for those that could be decoded
+    damage: VideoDamagedError | None = None  # set when the video stopped decoding part-way
 
     @property
     def missing(self) -> list:
         return [i for i in self.indices if i not in self.frames]
 
+    @property
+    def damaged_after(self) -> int | None:
+        """The last frame decoded before the damage, or None for an undamaged video."""
+        return None if self.damage is None else self.damage.last_good_frame
+
 
 def sample_frames(path, n_wanted: int, backend: str = "pyav", threads: int | None = None) -> SampledFrames:
-    """Probe a video, pick ``n_wanted`` evenly spaced frames and read them."""
+    """Probe a video, pick ``n_wanted`` evenly spaced frames and read them (a damaged video keeps
+    the frames before the damage; ``damage`` says where it is)."""
     info = probe_video(path)
     indices = [int(i) for i in sample_frame_indices(info.n_frames, n_wanted)]
-    return SampledFrames(info=info, indices=indices, frames=read_frames_by_index(path, indices, backend, threads))
+    frames, damage = {}, None
+    try:
+        for index, frame in iter_frames_by_index(path, indices, backend, threads):
+            frames[index] = frame
+    except VideoDamagedError as error:
+        damage = error
+    return SampledFrames(info=info, indices=indices, frames=frames, damage=damage)

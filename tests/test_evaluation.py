@@ -120,3 +120,93 @@ def test_metrics_by_group_scores_each_method_against_all_reals():
     assert list(out.index) == ["easy", "hard"]
     assert out.loc["easy", "roc_auc"] == 1.0 and out.loc["easy", "detected"] == 1.0
     assert out.loc["hard", "roc_auc"] == pytest.approx(3 / 8) and out.loc["hard", "n_real"] == 4
+
+
+def test_metric_change_ci_is_paired_and_signed():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 40)
+    before = np.clip(0.5 + 0.15 * (labels - 0.5) + rng.normal(0, 0.2, 80), 0.01, 0.99)
+    same = evaluation.metric_change_ci(labels, before, before, "roc_auc", n_boot=200)
+    assert same["change"] == 0 and same["change_ci"] == [0.0, 0.0]
+    better = np.clip(before + 0.3 * (labels - 0.5), 0.01, 0.99)  # pushes every face the right way
+    auc = evaluation.metric_change_ci(labels, before, better, "roc_auc", n_boot=300)
+    assert auc["change"] > 0 and auc["change_ci"][0] > 0 and auc["n"] == 80
+    loss = evaluation.metric_change_ci(labels, before, better, "log_loss", n_boot=300)
+    assert loss["change"] < 0 and loss["change_ci"][1] < 0  # lower log loss: a negative change
+    videos = np.repeat(np.arange(16), 5)  # 16 "videos" of 5 faces, one label each
+    grouped = evaluation.metric_change_ci(labels, before, better, "roc_auc", groups=videos, n_boot=300)
+    assert grouped["n"] == 16 and grouped["change"] == pytest.approx(auc["change"])
+    with pytest.raises(ValueError, match="both labels"):
+        evaluation.metric_change_ci(labels, before, better, groups=np.zeros(80))
+    one_class = evaluation.metric_change_ci([1, 1], [0.2, 0.3], [0.4, 0.5], "roc_auc")
+    assert one_class["change"] is None
+
+
+def test_weighted_metrics_equal_the_metrics_of_the_resampled_rows():
+    """bootstrap draws are scored at once as row multiplicities: the same as copying the rows."""
+    from helpers.evaluation import _metric_value
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 50)
+    p = np.round(rng.random(50), 1)  # many ties
+    weights = rng.integers(0, 3, size=(20, 50))
+    weights[:, [np.flatnonzero(y == 0)[0], np.flatnonzero(y == 1)[0]]] += 1  # both classes in every draw
+    for metric in ("accuracy", "log_loss", "roc_auc"):
+        copied = [_metric_value(metric, y[np.repeat(np.arange(50), w)], p[np.repeat(np.arange(50), w)], 0.5)
+                  for w in weights]
+        np.testing.assert_allclose(evaluation._weighted_metric(metric, y, p, weights), copied, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- the learning check
+def _video_scores(separation, n_per_class=6, faces=4, seed=0):
+    """Face scores of REAL and FAKE videos; FAKE videos score ``separation`` higher on average."""
+    rng = np.random.default_rng(seed)
+    video_label = np.repeat([0, 1], n_per_class)
+    video_score = 0.5 + separation * (video_label - 0.5) + rng.normal(0, 0.1, video_label.size)
+    labels = np.repeat(video_label, faces)
+    scores = np.clip(np.repeat(video_score, faces) + rng.normal(0, 0.02, labels.size), 0.01, 0.99)
+    return labels, scores, np.repeat(np.arange(video_label.size), faces)
+
+
+def test_learning_check_passes_a_model_that_learned():
+    labels, scores, videos = _video_scores(separation=0.6)
+    check = evaluation.learning_check([0.70, 0.52, 0.31], labels, scores, groups=videos, level="frame", n_boot=300)
+    assert check["passed"] and check["loss_fell"] and check["beats_chance"]
+    assert check["roc_auc"] == 1.0 and check["roc_auc_ci"][0] > 0.5 and check["reasons"] == []
+    assert check["n"] == 48 and check["n_units_per_class"] == {"REAL": 6, "FAKE": 6} and check["level"] == "frame"
+    evaluation.assert_learned(check, require_held_out=True)
+
+
+def test_learning_check_fails_without_a_falling_loss_or_above_chance_scores():
+    labels, scores, videos = _video_scores(separation=0.6)
+    flat = evaluation.learning_check([0.693, 0.690, 0.689], labels, scores, groups=videos, n_boot=300)
+    assert not flat["passed"] and not flat["loss_fell"] and "not 10% lower" in flat["reasons"][0]
+    with pytest.raises(AssertionError, match="no sign of having learned"):
+        evaluation.assert_learned(flat)
+    labels, scores, videos = _video_scores(separation=0.0)  # scores unrelated to the labels
+    guessing = evaluation.learning_check([0.7, 0.2], labels, scores, groups=videos, n_boot=300)
+    assert guessing["loss_fell"] and guessing["beats_chance"] is False and not guessing["passed"]
+    assert guessing["roc_auc_ci"][0] <= 0.5 and "chance" in guessing["reasons"][0]
+    assert not evaluation.learning_check([0.7], labels, scores, groups=videos, n_boot=50)["loss_fell"]
+
+
+def test_learning_check_says_when_held_out_data_are_too_few():
+    labels, scores, videos = _video_scores(separation=0.6, n_per_class=2)
+    check = evaluation.learning_check([0.7, 0.3], labels, scores, groups=videos, n_boot=100)
+    assert check["beats_chance"] is None and check["passed"]  # the loss fell; the rest cannot be told
+    assert "too few" in check["reasons"][0] and check["n_units_per_class"] == {"REAL": 2, "FAKE": 2}
+    with pytest.raises(AssertionError, match="too few"):
+        evaluation.assert_learned(check, require_held_out=True)
+    # without groups each row counts: 8 faces per class are enough rows
+    assert evaluation.learning_check([0.7, 0.3], labels, scores, n_boot=100)["beats_chance"] is not None
+
+
+def test_describe_metrics_names_level_n_and_intervals():
+    m = evaluation.binary_metrics([0, 0, 0, 1, 1, 1], [0.1, 0.4, 0.35, 0.8, 0.3, 0.9], ci=True, n_boot=100)
+    frame = evaluation.describe_metrics({**m, "level": "frame", "n_videos": 3})
+    assert frame.startswith(f"accuracy {evaluation.format_with_ci(m, 'accuracy')}, ROC AUC ")
+    assert frame.endswith("(frame level, n = 6 faces of 3 videos)")
+    assert evaluation.describe_metrics({**m, "level": "video"}).endswith("(video level, n = 6 videos)")
+
+
+# ------------------------------------------------------------------ landmark alignment

@@ -115,6 +115,76 @@ def test_crop_at_the_border_is_padded_black():
     assert points[0] == pytest.approx([(10 - crop_box[0]) * 0.64, (10 - crop_box[1]) * 0.64])
 
 
+# -- second looks: faces the small copy misses -------------------------------------------------
+
+def small_face_frame(portrait, face_px=32, width=1920, height=1080, centre=(0.3, 0.4), seed=0, noise=12.0):
+    """A 1080p frame of sensor-like noise with the portrait's face shrunk to about ``face_px`` px:
+    on the 640 px copy the face is about 11 px, below what MTCNN can see there."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    frame = np.clip(rng.normal(110, noise, (height, width, 3)), 0, 255).astype(np.uint8)
+    scale = face_px / 221  # the portrait's face box is about 221 px tall
+    small = cv2.resize(portrait, (round(512 * scale), round(600 * scale)), interpolation=cv2.INTER_AREA)
+    h, w = small.shape[:2]
+    x, y = int(centre[0] * width - w / 2), int(centre[1] * height - h / 2)
+    frame[y:y + h, x:x + w] = small
+    return frame
+
+
+def test_a_face_only_found_at_full_resolution_is_recovered(portrait):
+    frame = small_face_frame(portrait)
+    assert FaceDetector(device="cpu", recover=False).detect(frame) == []  # the 640 px copy alone misses it
+    reference = FaceDetector(device="cpu", detect_size=None, recover=False).detect(frame)
+    assert len(reference) == 1 and reference[0].prob > 0.95
+    detector = FaceDetector(device="cpu")
+    found = detector.detect(frame)
+    assert len(found) == 1 and found[0].found_by == "finer" and found[0].prob > 0.95
+    assert iou(found[0].box, reference[0].box) > 0.6
+    assert detector.stats["first"]["frames"] == detector.stats["finer"]["frames"] == 1
+    assert detector.stats["near_track"]["frames"] == 0
+    # the finer look only adds the pyramid levels the copy could not see: 32 px faces and up, below 60 px
+    assert detector.finer_scales(1080, 1920) == pytest.approx([12 / 32, 12 / 32 * 0.709])
+    assert detector.finer_scales(360, 640) == []  # a frame no larger than the copy: nothing to add
+
+
+def test_in_a_video_the_second_look_goes_near_the_known_face(portrait):
+    """The first frame is found by the finer look; the next ones by a cheap look around that face."""
+    frames = [small_face_frame(portrait, centre=(0.3 + 0.01 * k, 0.4), seed=k) for k in range(4)]
+    detector = FaceDetector(device="cpu", recover=False)
+    assert [len(f) for f in detector.detect(frames)] == [0, 0, 0, 0]
+    detector = FaceDetector(device="cpu")
+    track: dict = {}
+    found = detector.detect_video(frames[:2], [0, 10], track)
+    found += detector.detect_video(frames[2:], [20, 30], track)  # a second batch of the same video
+    assert [len(f) for f in found] == [1, 1, 1, 1]
+    assert [f[0].found_by for f in found] == ["finer", "near_track", "near_track", "near_track"]
+    assert detector.stats["finer"]["frames"] == 1 and detector.stats["near_track"]["frames"] == 3
+    assert sorted(track) == [0, 10, 20, 30]
+    centres = [f[0].centre[0] for f in found]
+    assert np.all(np.diff(centres) > 0)  # it follows the face as it moves right
+
+
+def test_a_frame_without_face_costs_at_most_one_extra_look(detector):
+    rng = np.random.default_rng(0)
+    blank = [np.clip(rng.normal(110, 12, (1080, 1920, 3)), 0, 255).astype(np.uint8) for _ in range(3)]
+    detector.reset_stats()
+    assert detector.detect_video(blank, [0, 1, 2], {}) == [[], [], []]
+    assert detector.last_second_looks == ["finer"] * 3
+    assert detector.stats["first"]["frames"] == 3
+    assert detector.stats["finer"]["frames"] + detector.stats["near_track"]["frames"] == 3
+    detector.reset_stats()
+    assert detector.detect(blank[:2]) == [[], []]  # unrelated pictures: the same bound
+    assert detector.stats["finer"]["frames"] + detector.stats["near_track"]["frames"] == 2
+
+
+def test_a_confident_face_gets_no_second_look(detector, portrait):
+    detector.reset_stats()
+    assert detector.detect(portrait)[0].prob > 0.95
+    assert detector.stats["finer"]["frames"] == detector.stats["near_track"]["frames"] == 0
+    assert detector.last_second_looks == [None]
+
+
 # -- one person through a video ----------------------------------------------------------------
 
 def _face(x, prob):
@@ -284,7 +354,7 @@ def test_frame_queue_is_bounded_and_a_cancelled_reader_stops(dataset):  # and co
     assert not worker.is_alive()
 
 
-def test_decoder_failing_after_some_frames_marks_only_that_video(dataset, monkeypatch):
+def test_decoder_failing_after_some_frames_keeps_the_frames_before(dataset, monkeypatch):
     from helpers import video_frames
 
     real_iter = video_frames.iter_frames_by_index
@@ -299,9 +369,12 @@ def test_decoder_failing_after_some_frames_marks_only_that_video(dataset, monkey
     with pytest.warns(UserWarning, match="cut short"):
         manifest = extract_faces(dataset, "smoke", frames_per_video=5, device="cpu", progress=False)
     df = load_manifest(manifest, only_faces=False)
-    fake = df[df["video"] == "fake.mp4"]
-    assert len(fake) == 1 and fake["status"].iloc[0] == "unreadable" and "cut short" in fake["reason"].iloc[0]
+    fake = df[df["video"] == "fake.mp4"].sort_values("frame_index")
+    assert fake["status"].tolist() == ["ok", "ok", "damaged", "damaged", "damaged"]
+    last_good = fake["frame_index"].iloc[1]
+    assert fake["damaged_after_frame"].eq(last_good).all() and fake["reason"].iloc[2].find("cut short") >= 0
     assert (df.loc[df["video"] == "real.mp4", "status"] == "ok").sum() == 5
+    assert faces.video_summary(df).set_index("video").loc["fake.mp4", "damaged_after_frame"] == last_good
 
 
 def test_reader_dying_without_a_reason_is_reported_not_waited_for(dataset, monkeypatch):
@@ -322,17 +395,20 @@ def test_reader_dying_without_a_reason_is_reported_not_waited_for(dataset, monke
 
 
 def test_interrupted_run_keeps_finished_videos_and_resumes(dataset, monkeypatch):
-    options = dict(frames_per_video=3, device="cpu", progress=False)
-    calls = []
-    real_detect = FaceDetector.detect
+    import shutil
 
-    def failing_third_time(self, frames, **options):
+    options = dict(frames_per_video=3, device="cpu", progress=False)
+    shutil.rmtree(faces.faces_dir(dataset, "smoke", **options), ignore_errors=True)  # a kept test workspace
+    calls = []
+    real_detect = FaceDetector.detect_video
+
+    def failing_third_time(self, frames, *args, **options):
         calls.append(len(frames))
         if len(calls) == 3:
             raise RuntimeError("interrupted")
-        return real_detect(self, frames, **options)
+        return real_detect(self, frames, *args, **options)
 
-    monkeypatch.setattr(FaceDetector, "detect", failing_third_time)
+    monkeypatch.setattr(FaceDetector, "detect_video", failing_third_time)
     with pytest.raises(RuntimeError, match="interrupted"):  # and no hang: the readers are told to stop
         extract_faces(dataset, "smoke", **options)
     from helpers.data_sources import load_dataset
@@ -343,7 +419,7 @@ def test_interrupted_run_keeps_finished_videos_and_resumes(dataset, monkeypatch)
     parts = faces.faces_dir(dataset, "smoke", **options) / "parts"
     assert sorted(p.name for p in parts.glob("*.parquet")) == sorted(f"{name}.parquet" for name in finished)
 
-    monkeypatch.setattr(FaceDetector, "detect", real_detect)
+    monkeypatch.setattr(FaceDetector, "detect_video", real_detect)
     reads = []
     real_read = faces._FrameStream.read
     monkeypatch.setattr(faces._FrameStream, "read", lambda stream: (reads.append(Path(stream.path).name),
@@ -361,3 +437,84 @@ def test_crop_rows_keep_faces_and_name_missing_columns():
     assert len(faces.crop_rows(table.drop(columns=["status"]))) == 2
     with pytest.raises(ValueError, match=r"\['split'\].*extract_faces"):
         faces.crop_rows(table, ["video", "split"])
+
+
+# -- small faces and damaged files in a dataset ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def awkward_dataset(tmp_path_factory, portrait):
+    """A 1080p clip whose face the 640 px copy cannot see, and a face clip cut in half and one with
+    garbage in the middle (both written index-first, as streaming files are)."""
+    import cv2
+
+    root = tmp_path_factory.mktemp("awkward-dataset")
+    small = [small_face_frame(portrait, centre=(0.3 + 0.02 * k, 0.45), seed=k, noise=3.0) for k in range(6)]
+    write_video(root / "small_face.mp4", small)
+    rng = np.random.default_rng(0)
+    face = cv2.resize(portrait, (128, 150), interpolation=cv2.INTER_AREA)
+    clip = []
+    for _ in range(30):
+        frame = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)  # noise: large packets
+        frame[45:195, 96:224] = face
+        clip.append(frame)
+    data = write_video(root / "whole.mp4", clip, faststart=True).read_bytes()
+    (root / "whole.mp4").unlink()
+    (root / "cut.mp4").write_bytes(data[: len(data) // 2])
+    garbage = bytearray(data)
+    garbage[len(data) // 2: len(data) // 2 + len(data) // 10] = rng.integers(0, 256, len(data) // 10,
+                                                                              dtype=np.uint8).tobytes()
+    (root / "garbage.mp4").write_bytes(bytes(garbage))
+    metadata = {name: {"label": "REAL", "split": "test", "original": None}
+                for name in ("small_face.mp4", "cut.mp4", "garbage.mp4")}
+    (root / "metadata.json").write_text(json.dumps(metadata))
+    return root
+
+
+@pytest.fixture(scope="module")
+def awkward_manifest(awkward_dataset):
+    import shutil
+
+    options = dict(frames_per_video=6, device="cpu", progress=False)
+    shutil.rmtree(faces.faces_dir(awkward_dataset, "smoke", **options), ignore_errors=True)
+    with pytest.warns(UserWarning, match="damaged after frame"):
+        return extract_faces(awkward_dataset, "smoke", **options)
+
+
+@pytest.mark.parametrize("name", ["cut.mp4", "garbage.mp4"])
+def test_a_damaged_video_gives_crops_for_its_good_frames(awkward_manifest, name):
+    df = load_manifest(awkward_manifest, only_faces=False)
+    video = df[df["video"] == name].sort_values("frame_index")
+    assert len(video) == 6  # every sampled frame has its row
+    ok, damaged = video[video["status"] == "ok"], video[video["status"] == "damaged"]
+    assert len(ok) >= 2 and len(damaged) >= 1 and len(ok) + len(damaged) == 6
+    last_good = int(video["damaged_after_frame"].iloc[0])
+    assert ok["frame_index"].max() <= last_good < damaged["frame_index"].min()
+    assert damaged["reason"].str.contains(f"{name} is damaged after frame {last_good}").all()
+    assert all(Path(p).is_file() for p in ok["crop_path"])
+    summary = faces.video_summary(df).set_index("video")
+    assert summary.loc[name, "damaged_after_frame"] == last_good and summary.loc[name, "status"] == "ok"
+    assert "damaged after frame" in summary.loc[name, "reason"]
+
+
+def test_small_faces_are_recovered_and_the_manifest_says_how(awkward_manifest):
+    df = load_manifest(awkward_manifest, only_faces=False)
+    small = df[df["video"] == "small_face.mp4"].sort_values("frame_index")
+    assert small["status"].eq("ok").all()
+    assert small["found_by"].iloc[0] == "finer"  # the first frame: nothing known yet, the finer look
+    assert set(small["found_by"].iloc[1:]) <= {"near_track", "finer"}
+    assert (small["found_by"] == "near_track").sum() >= 3  # then the cheap look near the known face
+    assert small["second_look"].eq(small["found_by"]).all()
+    summary = faces.video_summary(df).set_index("video")
+    assert summary.loc["small_face.mp4", "second_looks"] == 6
+    assert summary.loc["small_face.mp4", "second_look_seconds"] > 0
+
+
+def test_a_resumed_run_gives_the_same_results_as_the_first(awkward_manifest, awkward_dataset):
+    before = load_manifest(awkward_manifest, only_faces=False)
+    (awkward_manifest.parent / "parts" / "small_face.mp4.parquet").unlink()  # interrupted while on this video
+    awkward_manifest.unlink()
+    pass_two = extract_faces(awkward_dataset, "smoke", frames_per_video=6, device="cpu", progress=False)
+    after = load_manifest(pass_two, only_faces=False)
+    columns = ["video", "frame_index", "status", "reason", "crop_path", "x1", "y1", "x2", "y2", "prob",
+               *faces.LANDMARK_COLUMNS, "found_by", "second_look", "damaged_after_frame"]
+    pd.testing.assert_frame_equal(before[columns], after[columns])

@@ -5,6 +5,8 @@ checks here are about inputs, shapes and messages, not about accuracy.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -234,3 +236,50 @@ def test_demo_app_turns_input_errors_into_page_messages():
     assert caught.value.message == "No face found in &lt;b&gt;x&lt;/b&gt;.jpg"
     with pytest.raises(gr.Error, match="Something went wrong while analysing the picture"):
         demo_app._run_safely("picture", crash)
+
+
+# ---------------------------------------------------------------------------- memory bounds
+
+
+def test_video_is_analysed_a_few_frames_at_a_time(predictor, inputs, monkeypatch):
+    seen = []
+    detect = predictor._detect
+
+    def counting(frames):
+        seen.append(len(frames))
+        return detect(frames)
+
+    monkeypatch.setattr(inference, "FRAMES_IN_MEMORY", 3)
+    monkeypatch.setattr(predictor, "_detect", counting)
+    result = predictor.predict_video(inputs["face_clip"], n_frames=8, explain=False)
+    assert seen == [3, 3, 2] and len(result.frame_indices) == 8
+    # the same verdict as with every frame at once
+    monkeypatch.setattr(inference, "FRAMES_IN_MEMORY", 64)
+    whole = predictor.predict_video(inputs["face_clip"], n_frames=8, explain=False)
+    assert whole.frame_probs == pytest.approx(result.frame_probs) and whole.prob_fake == pytest.approx(result.prob_fake)
+
+
+def test_frames_beyond_the_work_size_are_scaled_down():
+    frame = np.zeros((2160, 3840, 3), np.uint8)
+    small = inference.fit_pixels(frame)
+    assert small.shape[0] * small.shape[1] <= inference.WORK_FRAME_PIXELS
+    assert small.shape[1] / small.shape[0] == pytest.approx(3840 / 2160, rel=0.01)
+    unchanged = np.zeros((480, 640, 3), np.uint8)
+    assert inference.fit_pixels(unchanged) is unchanged
+
+
+def test_a_video_damaged_part_way_is_judged_on_the_frames_before(predictor, inputs, monkeypatch):
+    from helpers import video_frames
+
+    real_iter = video_frames.iter_frames_by_index
+
+    def breaks_after_three(path, indices, **options):
+        for count, item in enumerate(real_iter(path, indices, **options)):
+            if count == 3:
+                raise video_frames.VideoReadError(f"{Path(path).name} could not be read as a video (damaged).")
+            yield item
+
+    monkeypatch.setattr(video_frames, "iter_frames_by_index", breaks_after_three)
+    result = predictor.predict_video(inputs["face_clip"], n_frames=6, explain=False)
+    assert len(result.frame_indices) == 3
+    assert any(f"damaged after frame {result.frame_indices[-1]}" in note for note in result.notes), result.notes

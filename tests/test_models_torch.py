@@ -24,6 +24,28 @@ def test_one_logit_per_face(model):
     assert out.shape == (3, 1) and torch.isfinite(out).all()
 
 
+def test_the_classifier_is_the_reports_network_with_one_logit():
+    """build_inception_classifier (embedding network + a new Linear(512, 1)) equals facenet-pytorch's
+    InceptionResnetV1(classify=True, num_classes=1): same modules, checkpoint keys and, per seed, weights."""
+    from facenet_pytorch import InceptionResnetV1
+
+    torch.manual_seed(7)
+    ours = models_torch.build_inception_classifier(pretrained=False)
+    torch.manual_seed(7)
+    reports = InceptionResnetV1(pretrained=None, classify=True, num_classes=1)
+    assert isinstance(ours.logits, torch.nn.Linear) and (ours.logits.in_features, ours.logits.out_features) == (512, 1)
+    ours_state, reports_state = ours.state_dict(), reports.state_dict()
+    assert list(ours_state) == list(reports_state)
+    assert all(torch.equal(ours_state[k], reports_state[k]) for k in ours_state)
+    x = faces(2, seed=3)
+    with torch.no_grad():
+        assert torch.allclose(ours.eval()(x), reports.eval()(x), atol=1e-6)
+    embedding = models_torch.load_face_network(pretrained=False)  # without the head: unit-length embeddings
+    with torch.no_grad():
+        out = embedding.eval()(x)
+    assert out.shape == (2, 512) and torch.allclose(out.norm(dim=1), torch.ones(2), atol=1e-5)
+
+
 def test_freeze_backbone_leaves_only_the_head_trainable():
     frozen = models_torch.build_inception_classifier(pretrained=False, freeze="backbone")
     trainable = {n.split(".")[0] for n, p in frozen.named_parameters() if p.requires_grad}

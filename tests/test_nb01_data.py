@@ -47,6 +47,36 @@ def test_nb01_records_counts_splits_and_figures(workspace):
     copies = result["leakage_demo"]["near_copies"]
     assert copies["fake_vs_its_original"] < copies["unrelated_videos"]
 
-    for name in ("01_real_vs_fake", "01_data_card"):
+    # the methods of the sample's fakes, with their counts (the smoke sample has one of each)
+    from helpers import sample_data
+
+    methods = [e["method"] for e in metadata.values() if e["label"] == "FAKE"]
+    assert result["difficulty"] == sample_data.sample_settings("smoke")["difficulty"] != "easy"
+    assert result["methods"]["counts"] == {m: methods.count(m) for m in set(methods)}
+    assert set(result["methods"]["counts"]) == set(sample_data.METHODS)
+    assert sum(sum(c.values()) for c in result["methods"]["split_counts"].values()) == len(methods)
+    for photo in result["photos"].values():
+        assert photo["licence"] in ("public domain", "CC0 1.0")
+
+    # trivial classifiers on face statistics: video-level test scores, each with its n and CI
+    n_test = result["counts"]["split"]["test"]
+    for name, scores in result["trivial_classifier"]["scores"].items():
+        assert scores["n"] == n_test, name
+        assert scores["roc_auc"] is not None and scores["roc_auc_ci"][0] <= scores["roc_auc_ci"][1]
+        assert scores["accuracy_ci"][0] <= scores["accuracy_ci"][1] and scores["ci_unit"] == "row"
+
+    # leakage, measured: the same model on a random frame split scores above the honest split
+    leak = result["leakage"]
+    frames_per_video = result["leakage_demo"]["frames_per_video"]
+    for split in ("random frame split", "our split"):
+        scores = leak["scores"][split]
+        assert scores["roc_auc"] is not None and scores["roc_auc_ci"][0] <= scores["roc_auc_ci"][1]
+        assert scores["n"] >= scores["n_test_videos"] >= 1 and scores["ci_unit"] == "group"
+    honest, leaky = leak["scores"]["our split"], leak["scores"]["random frame split"]
+    assert honest["n"] == n_test * frames_per_video
+    assert leak["inflation"]["roc_auc"] == pytest.approx(leaky["roc_auc"] - honest["roc_auc"])
+    assert leaky["roc_auc"] > 0.75, leaky  # near-copies with their labels in training: memorised
+
+    for name in ("01_real_vs_fake", "01_data_card", "01_methods", "01_trivial_statistics", "01_leakage"):
         figure = workspace / "figures" / f"{name}.png"
         assert figure.is_file() and figure.stat().st_size > 10_000, figure

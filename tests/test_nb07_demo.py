@@ -13,12 +13,9 @@ def recorded(workspace):
 @pytest.mark.notebook
 def test_picture_verdict_recorded(recorded):
     image = recorded["image"]
-    assert image["label"] in ("REAL", "FAKE")
-    assert 0.0 <= image["prob_fake"] <= 1.0
     assert image["label"] == ("FAKE" if image["prob_fake"] >= 0.5 else "REAL")
     assert image["n_faces"] >= 1 and len(image["faces"]) == image["n_faces"]
     assert image["prob_fake"] == pytest.approx(max(f["prob_fake"] for f in image["faces"]))
-    assert recorded["seconds_per_image"] > 0
 
 
 @pytest.mark.notebook
@@ -29,8 +26,8 @@ def test_video_verdict_and_timeline_recorded(recorded):
     scores = [p for p in video["timeline"] if p is not None]
     assert len(scores) == video["n_frames_with_face"] >= 1
     assert min(scores) - 1e-9 <= video["prob_fake"] <= max(scores) + 1e-9  # both rules stay in the range
-    assert video["label"] in ("REAL", "FAKE") and video["n_faces"] >= video["n_frames_with_face"]
-    assert recorded["seconds_per_video"] > 0
+    assert video["label"] == ("FAKE" if video["prob_fake"] >= 0.5 else "REAL")
+    assert video["n_faces"] >= video["n_frames_with_face"]
 
 
 @pytest.mark.notebook

@@ -11,13 +11,14 @@ from helpers.video_frames import VideoReadError, probe_video, read_frames, sampl
 LEVEL_STEP = 8  # frame i is painted with grey level i * LEVEL_STEP, so a decoded frame says which it is
 
 
-def write_video(path, frames, fps=30, rotation=None, gop=None) -> Path:
-    """Encode RGB uint8 frames as H.264 MP4 with PyAV (optionally with a display rotation tag)."""
+def write_video(path, frames, fps=30, rotation=None, gop=None, faststart=False) -> Path:
+    """Encode RGB uint8 frames as H.264 MP4 with PyAV (optionally with a display rotation tag;
+    ``faststart``: the index first, as files made for streaming have it)."""
     import av
 
     path = Path(path)
     height, width = frames[0].shape[:2]
-    with av.open(str(path), mode="w") as container:
+    with av.open(str(path), mode="w", options={"movflags": "+faststart"} if faststart else {}) as container:
         stream = container.add_stream("libx264", rate=Fraction(fps))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         # "veryfast" uses B-frames, as most H.264 videos do (ultrafast would not)
@@ -203,3 +204,62 @@ def test_frames_come_one_by_one_in_index_order_and_reading_can_stop_early(videos
     early = video_frames.iter_frames_by_index(videos["keyframes"], [0, 10, 20])
     next(early)
     early.close()  # closes the file; nothing else is decoded
+
+
+# -- damaged files -----------------------------------------------------------------------------
+
+def noisy_numbered_frames(n, width=160, height=120):
+    """Numbered frames (grey level = index, bottom half) with noise on top: large packets, so that
+    the middle of the file is the middle of the video."""
+    rng = np.random.default_rng(0)
+    frames = numbered_frames(n, width, height)
+    for frame in frames:
+        frame[: height // 2] = rng.integers(0, 256, (height // 2, width, 3), dtype=np.uint8)
+    return frames
+
+
+@pytest.fixture(scope="module")
+def damaged(tmp_path_factory):
+    root = tmp_path_factory.mktemp("damaged")
+    whole = write_video(root / "whole.mp4", noisy_numbered_frames(30), faststart=True)
+    data = whole.read_bytes()
+    (root / "cut.mp4").write_bytes(data[: len(data) // 2])
+    garbage = bytearray(data)
+    middle, size = len(data) // 2, len(data) // 10
+    garbage[middle:middle + size] = np.random.default_rng(1).integers(0, 256, size, dtype=np.uint8).tobytes()
+    (root / "garbage.mp4").write_bytes(bytes(garbage))
+    index_last = write_video(root / "index_last.mp4", noisy_numbered_frames(30))  # the usual layout
+    (root / "index_last_cut.mp4").write_bytes(index_last.read_bytes()[: index_last.stat().st_size // 2])
+    return root
+
+
+@pytest.mark.parametrize("name", ["cut.mp4", "garbage.mp4"])
+def test_a_damaged_video_keeps_the_frames_before_the_damage(damaged, name):
+    wanted = list(range(0, 30, 3))
+    kept = []
+    with pytest.raises(video_frames.VideoDamagedError) as raised:
+        for index, frame in video_frames.iter_frames_by_index(damaged / name, wanted):
+            assert index_of(frame) == index  # the right frame, decoded cleanly
+            kept.append(index)
+    error = raised.value
+    assert 3 <= len(kept) < len(wanted)  # about half the video decodes
+    assert kept == wanted[:len(kept)] and kept[-1] <= error.last_good_frame < kept[-1] + 3
+    assert name in str(error) and f"damaged after frame {error.last_good_frame}" in str(error)
+    # read_frames keeps them and warns; damage="raise" raises
+    with pytest.warns(UserWarning, match=f"damaged after frame {error.last_good_frame}"):
+        frames = read_frames(damaged / name, wanted)
+    assert [index_of(f) for f in frames] == kept
+    with pytest.raises(video_frames.VideoDamagedError):
+        read_frames(damaged / name, wanted, damage="raise")
+    sampled = video_frames.sample_frames(damaged / name, 10)
+    assert sampled.damaged_after == error.last_good_frame and len(sampled.frames) >= 3
+    assert sorted(sampled.frames) == [i for i in sampled.indices if i <= error.last_good_frame]
+
+
+def test_a_file_cut_before_its_index_says_so(damaged):
+    assert video_frames.missing_mp4_index(damaged / "index_last_cut.mp4")
+    assert not video_frames.missing_mp4_index(damaged / "index_last.mp4")
+    assert video_frames.cut_short(damaged / "cut.mp4") and not video_frames.cut_short(damaged / "whole.mp4")
+    with pytest.raises(VideoReadError, match="index_last_cut.mp4.*without its index.*copy or download"):
+        probe_video(damaged / "index_last_cut.mp4")
+    assert len(read_frames(damaged / "whole.mp4", range(30))) == 30  # the undamaged file: every frame

@@ -3,14 +3,17 @@
     python tools/run_course.py --profile standard --source sample     (what `make course` runs)
     python tools/run_course.py --profile full --source kaggle --pretrained True
     python tools/run_course.py --only 04 05                           (some notebooks)
+    python tools/run_course.py --source folder --data-path ~/my_videos
 
-Executed notebooks go to runs/<profile>/ (git-ignored); figures to figures/;
-measured numbers to results/ plus results/summary.md and results/summary.json.
+Executed notebooks go to runs/<profile>/ (git-ignored; DEEPFAKE_RUNS_DIR moves
+them); figures to figures/; measured numbers to results/ plus
+results/summary.md and results/summary.json.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -64,7 +67,8 @@ def write_summary(runs: list[dict], profile: str, total_seconds: float) -> Path:
     return out
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of the course (``make course`` passes its variables here)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="standard", choices=config.PROFILES)
     parser.add_argument("--source", default="sample", choices=["sample", "kaggle", "folder"])
@@ -76,15 +80,48 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--only", nargs="*", default=None, help="notebook numbers to run, e.g. 01 02")
     parser.add_argument("--keep-going", action="store_true", help="run the next notebooks after a failure")
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    if args.source == "folder" and not args.data_path:
+        parser.error("--source folder needs --data-path, the folder holding your videos "
+                     "(make course SOURCE=folder DATA_PATH=/path/to/videos)")
+    if args.data_path and args.source != "folder":
+        parser.error(f"--data-path is your own folder of videos; it is only read with --source folder, and the "
+                     f"source is {args.source!r} (make course SOURCE=folder DATA_PATH={args.data_path})")
+    if args.data_path:
+        folder = Path(args.data_path).expanduser()
+        if not folder.is_dir():
+            parser.error(f"--data-path {args.data_path}: no such folder. Give the folder that holds your videos "
+                         "(with metadata.json, or real/ and fake/ sub-folders).")
+        args.data_path = str(folder.resolve())
+    return args
+
+
+def runs_dir() -> Path:
+    """Where executed notebooks go: runs/ in the repository, or DEEPFAKE_RUNS_DIR."""
+    return Path(os.environ.get("DEEPFAKE_RUNS_DIR") or config.REPO_ROOT / "runs").expanduser()
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
 
     parameters = {"PROFILE": args.profile, "DATA_SOURCE": args.source, "DATA_PATH": args.data_path,
                   "SAMPLE_DIFFICULTY": args.difficulty,
                   "PRETRAINED": args.pretrained, "DEVICE": args.device}
     notebooks = course.course_notebooks()
     if args.only:
-        notebooks = [nb for nb in notebooks if nb.name[:2] in args.only]
-    out_dir = config.REPO_ROOT / "runs" / args.profile
+        wanted = {str(n).zfill(2) for n in args.only}
+        unknown = sorted(wanted - {nb.name[:2] for nb in notebooks})
+        if unknown:
+            print(f"No notebook numbered {', '.join(unknown)}; the notebooks are "
+                  f"{', '.join(nb.name[:2] for nb in notebooks)}.", file=sys.stderr)
+            return 2
+        notebooks = [nb for nb in notebooks if nb.name[:2] in wanted]
+    out_dir = runs_dir() / args.profile
     runs, failed, start = [], False, time.perf_counter()
     for notebook in notebooks:
         print(f"[{time.strftime('%H:%M:%S')}] {notebook.name} ...", flush=True)

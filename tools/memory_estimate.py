@@ -82,8 +82,10 @@ LEFT_OUT = "CUDA context, cuDNN/cuBLAS workspaces, allocator fragmentation"
 def notebook_profile_defaults(stem: str) -> dict:
     """The ``PROFILE_DEFAULTS`` dict of ``notebooks/<stem>.ipynb``, read from the notebook itself.
 
-    Only the assignment is evaluated (not the rest of its cell); a few names such
-    cells use (``explain`` in notebook 06) are provided.
+    Only the cell's assignments to plain names are run, in order, up to and
+    including ``PROFILE_DEFAULTS`` (so helpers such as notebook 06's ``COMMON``
+    are known); imports, environment changes and the rest of the cell are not.
+    ``helpers.explain`` is provided, since notebook 06 builds its defaults from it.
     """
     from helpers import explain
 
@@ -92,10 +94,14 @@ def notebook_profile_defaults(stem: str) -> dict:
         source = "".join(cell["source"]) if cell["cell_type"] == "code" else ""
         if "PROFILE_DEFAULTS" not in source:
             continue
+        namespace = {"explain": explain}
         for node in ast.parse(source).body:
-            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "PROFILE_DEFAULTS" for t in node.targets):
-                expression = ast.Expression(node.value)
-                return eval(compile(expression, stem, "eval"), {"explain": explain, "list": list, "dict": dict})
+            names = [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+            if not isinstance(node, ast.Assign) or not names:
+                continue
+            exec(compile(ast.Module([node], type_ignores=[]), stem, "exec"), namespace)
+            if "PROFILE_DEFAULTS" in names:
+                return namespace["PROFILE_DEFAULTS"]
     raise ValueError(f"notebooks/{stem}.ipynb has no PROFILE_DEFAULTS assignment.")
 
 
@@ -126,10 +132,10 @@ class LiveTensorMeter(TorchDispatchMode):
         self.peak_bytes = 0
 
     def _add(self, tensor: torch.Tensor) -> int:
-        if not isinstance(tensor, torch.Tensor) or tensor.is_meta:
+        if not isinstance(tensor, torch.Tensor):
             return 0
         storage = tensor.untyped_storage()
-        size, key = storage.nbytes(), storage.data_ptr()
+        size, key = storage.nbytes(), storage._cdata  # the C++ storage: unique while alive, also on "meta"
         if size == 0 or key in self._live:
             return 0
         self._live[key] = size
@@ -163,8 +169,8 @@ def tensor_bytes(tensors) -> int:
     for tensor in tensors:
         if isinstance(tensor, torch.Tensor):
             storage = tensor.untyped_storage()
-            if storage.data_ptr() not in seen and storage.nbytes():
-                seen.add(storage.data_ptr())
+            if storage._cdata not in seen and storage.nbytes():
+                seen.add(storage._cdata)
                 total += storage.nbytes()
     return total
 
@@ -198,7 +204,7 @@ def _training_step(model, optimizer, criterion, x, y):
     loss = criterion(logits, y)
     loss.backward()
     optimizer.step()
-    return float(loss.detach())
+    return loss.detach()  # no float(): on the meta device there is no value to read
 
 
 def _create_optimizer_state(model, optimizer) -> None:
@@ -215,8 +221,13 @@ def _create_optimizer_state(model, optimizer) -> None:
 
 
 def measure_training_step(model: torch.nn.Module, batch_size: int, image_size: int, lr: float = 1e-4,
-                          seed: int = 0) -> dict:
+                          seed: int = 0, device="cpu") -> dict:
     """Peak bytes of one steady-state training step of a one-logit face classifier on (B, 3, S, S) faces.
+
+    ``device="meta"`` moves the model to PyTorch's meta device, where tensors
+    have shapes and sizes but no values: every operation, forward, backward and
+    Adam's, is dispatched exactly as on the CPU, so the same storages are
+    counted, in milliseconds instead of minutes (a test checks both agree).
 
     Returns MiB figures: peak (float32), peak_mixed_precision (converted, see
     :func:`mixed_precision_estimate`), weights, buffers, gradients,
@@ -226,8 +237,9 @@ def measure_training_step(model: torch.nn.Module, batch_size: int, image_size: i
     from helpers.models_torch import train_mode
 
     generator = torch.Generator().manual_seed(seed)
-    x = torch.rand(batch_size, 3, image_size, image_size, generator=generator)
-    y = (torch.rand(batch_size, generator=generator) > 0.5).float()
+    x = torch.rand(batch_size, 3, image_size, image_size, generator=generator).to(device)
+    y = (torch.rand(batch_size, generator=generator) > 0.5).float().to(device)
+    model.to(device)
     train_mode(model)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     criterion = torch.nn.BCEWithLogitsLoss()
@@ -244,7 +256,7 @@ def measure_training_step(model: torch.nn.Module, batch_size: int, image_size: i
     optimizer_bytes = tensor_bytes(optimizer_tensors)
     kept = state["weights"] + state["buffers"] + optimizer_bytes + tensor_bytes([x, y])
     model.zero_grad(set_to_none=True)
-    return {"kind": "training step", "batch_size": batch_size, "image_size": image_size,
+    return {"kind": "training step", "batch_size": batch_size, "image_size": image_size, "device": str(device),
             "peak_mib": _mib(meter.peak_bytes),
             "peak_mixed_precision_mib": _mib(mixed_precision_estimate(meter.peak_bytes, kept, state["trainable"])),
             "weights_mib": _mib(state["weights"]), "trainable_weights_mib": _mib(state["trainable"]),
@@ -254,9 +266,11 @@ def measure_training_step(model: torch.nn.Module, batch_size: int, image_size: i
             "optimizer_state_bytes": optimizer_bytes, "peak_bytes": meter.peak_bytes}
 
 
-def measure_inference(model: torch.nn.Module, batch_size: int, image_size: int, seed: int = 0) -> dict:
+def measure_inference(model: torch.nn.Module, batch_size: int, image_size: int, seed: int = 0,
+                      device="cpu") -> dict:
     """Peak bytes of one inference batch (eval mode, no gradients), float32 and converted to autocast."""
-    x = torch.rand(batch_size, 3, image_size, image_size, generator=torch.Generator().manual_seed(seed))
+    x = torch.rand(batch_size, 3, image_size, image_size, generator=torch.Generator().manual_seed(seed)).to(device)
+    model.to(device)
     model.eval()
     state = model_state_bytes(model)
     meter = LiveTensorMeter()
@@ -264,7 +278,7 @@ def measure_inference(model: torch.nn.Module, batch_size: int, image_size: int, 
     with meter, torch.no_grad():
         torch.sigmoid(model(x).float())
     kept = state["weights"] + state["buffers"] + tensor_bytes([x])
-    return {"kind": "inference batch", "batch_size": batch_size, "image_size": image_size,
+    return {"kind": "inference batch", "batch_size": batch_size, "image_size": image_size, "device": str(device),
             "peak_mib": _mib(meter.peak_bytes),
             "peak_mixed_precision_mib": _mib(mixed_precision_estimate(meter.peak_bytes, kept, state["trainable"])),
             "weights_mib": _mib(state["weights"]), "buffers_mib": _mib(state["buffers"]),
@@ -340,6 +354,9 @@ def measure_detector(n_frames: int, batch_size: int, detect_size, width: int = 1
 # --------------------------------------------------------------------------- Keras (torch backend, own process)
 #: Frame-encoder calls on more frames than this are extrapolated (see keras_worker), to spare the CPU's RAM.
 MAX_MEASURED_FRAMES = 8
+#: A fit step or predict batch on more faces than this (videos x seq_len) is measured on 1 and 2 videos and
+#: extrapolated along that straight line (every activation grows with the number of videos).
+MAX_MEASURED_VIDEO_FRAMES = 40
 
 
 def keras_worker(settings: dict) -> dict:
@@ -383,10 +400,24 @@ def keras_worker(settings: dict) -> dict:
         return {"kind": kind, **info, "peak_mib": _mib(peak), "activations_mib": _mib(meter.peak_bytes - before),
                 "peak_bytes": peak}
 
-    shape = {"batch_size": batch, "seq_len": seq_len, "image_size": size}
-    out["training"] = measured(lambda: model.train_on_batch(x, y), weights + optimizer_tensors + [x, y],
-                               "training step (fit)", **shape)
-    out["inference"] = measured(lambda: model.predict_on_batch(x), weights + [x], "inference batch", **shape)
+    def by_videos(call, registered_for, kind):
+        """Measured on the whole batch, or on 1 and 2 videos and extrapolated when that is too big for RAM."""
+        shape = {"batch_size": batch, "seq_len": seq_len, "image_size": size}
+        if batch * seq_len <= MAX_MEASURED_VIDEO_FRAMES or batch <= 2:
+            return {**measured(lambda: call(batch), registered_for(batch), kind, **shape), "how": "measured"}
+        points = {b: measured(lambda: call(b), registered_for(b), kind)["peak_bytes"] for b in (1, 2)}
+        peak = points[2] + (points[2] - points[1]) * (batch - 2)
+        return {"kind": kind, **shape, "how": "extrapolated from 1 and 2 videos",
+                "measured_mib": {str(b): _mib(p) for b, p in points.items()}, "peak_mib": _mib(peak),
+                "peak_bytes": peak}
+
+    part = {b: (x[:b].clone(), y[:b].clone()) for b in {1, 2, batch}}  # own storages, registered as inputs
+    model.train_on_batch(*part[1])  # Keras builds its train and predict functions and metrics on the first call;
+    model.predict_on_batch(part[1][0])  # measured are the steps after that, as most of an epoch is
+    out["training"] = by_videos(lambda b: model.train_on_batch(*part[b]),
+                                lambda b: weights + optimizer_tensors + list(part[b]), "training step (fit)")
+    out["inference"] = by_videos(lambda b: model.predict_on_batch(part[b][0]), lambda b: weights + [part[b][0]],
+                                 "inference batch")
 
     encoder = models_keras.frame_encoder_of(model)
     frames_needed = batch * seq_len
@@ -412,10 +443,14 @@ def keras_worker(settings: dict) -> dict:
     return out
 
 
-def measure_keras(settings: dict, timeout: int = 7200) -> dict:
-    """Run :func:`keras_worker` in a fresh process on Keras' torch backend; returns its figures."""
+def measure_keras(settings: list[dict], timeout: int = 7200) -> list[dict]:
+    """Run :func:`keras_worker` on each of ``settings`` in one fresh process on Keras' torch backend.
+
+    One process for all of them: importing Keras and building ResNet50 is most of the time.
+    Returns their figures, in order.
+    """
     env = {**os.environ, "KERAS_BACKEND": "torch", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    command = [sys.executable, str(Path(__file__).resolve()), "--keras-worker", json.dumps(settings)]
+    command = [sys.executable, str(Path(__file__).resolve()), "--keras-worker", json.dumps(list(settings))]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
     if done.returncode != 0:
         raise RuntimeError(f"The Keras measurement failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
@@ -434,16 +469,18 @@ class _Models:
     def __init__(self):
         self._built: dict = {}
 
-    def get(self, name: str, image_size: int):
+    def get(self, name: str, image_size: int, device="cpu"):
+        """The model ``name`` for faces of ``image_size`` px, its weights on ``device`` ("meta": sizes only)."""
         from helpers import models_compare, models_torch
 
-        key = (name, image_size if name in ("meso4", "mesoinception4") else None)
+        key = (name, image_size if name in ("meso4", "mesoinception4") else None, str(device))
         if key not in self._built:
             torch.manual_seed(0)
             if name == "inception_resnet_v1":
-                self._built[key] = models_torch.build_inception_classifier(pretrained=False, freeze="none")
+                model = models_torch.build_inception_classifier(pretrained=False, freeze="none")
             else:
-                self._built[key] = models_compare.build_compare_model(name, pretrained=False, image_size=image_size)
+                model = models_compare.build_compare_model(name, pretrained=False, image_size=image_size)
+            self._built[key] = model.to(device)
         return self._built[key]
 
 
@@ -453,8 +490,14 @@ def _row(notebook: str, model: str, what: str, settings: str, figures: dict, mix
             "mixed_precision": mixed_precision, "estimate_mib": estimate, "figures": figures}
 
 
-def estimate_course(profile: str = "full", notebooks=None, progress=print) -> list[dict]:
-    """Measure every notebook's models at the profile's settings; one row per (notebook, model, step)."""
+def estimate_course(profile: str = "full", notebooks=None, progress=print, device="meta") -> list[dict]:
+    """Measure every notebook's models at the profile's settings; one row per (notebook, model, step).
+
+    ``device`` runs the PyTorch classifiers' training steps and inference
+    batches on "meta" (sizes only, fast; see :func:`measure_training_step`) or
+    "cpu" (real numbers, slow). Face detection, TTA, Grad-CAM and Keras need
+    values (thresholds, JPEG, NumPy) and always run on the CPU.
+    """
     from helpers import faces
 
     wanted = set(notebooks or ["02", "03", "04", "05", "06", "07"])
@@ -466,17 +509,46 @@ def estimate_course(profile: str = "full", notebooks=None, progress=print) -> li
             started = time.perf_counter()
             cache[key] = measure()
             cache[key]["cpu_seconds"] = round(time.perf_counter() - started, 1)
+            progress(f"    peak {cache[key]['peak_mib'] if 'peak_mib' in cache[key] else '-'} MiB "
+                     f"(float32), {cache[key]['cpu_seconds']} s")
         return cache[key]
 
     def train(name, size, batch):
-        return once((name, "train", size, batch), lambda: measure_training_step(models.get(name, size), batch, size))
+        return once((name, "train", size, batch),
+                    lambda: measure_training_step(models.get(name, size, device), batch, size, device=device))
 
     def infer(name, size, batch):
-        return once((name, "infer", size, batch), lambda: measure_inference(models.get(name, size), batch, size))
+        return once((name, "infer", size, batch),
+                    lambda: measure_inference(models.get(name, size, device), batch, size, device=device))
+
+    nb03 = notebook_settings("03_keras_resnet_lstm", profile)
+    nb06 = notebook_settings("06_tta_gradcam", profile)
+    same_as_03 = all(nb03[a] == nb06[b] for a, b in (("seq_len", "keras_seq_len"), ("image_size", "keras_image_size"),
+                                                     ("lstm_units", "keras_lstm_units"),
+                                                     ("dense_units", "keras_dense_units")))
+    keras_06 = nb03 if same_as_03 else {  # notebook 06 trains its own Keras model when 03's settings differ
+        "seq_len": nb06["keras_seq_len"], "image_size": nb06["keras_image_size"], "batch_size": 4,
+        "lstm_units": nb06["keras_lstm_units"], "dense_units": nb06["keras_dense_units"]}
+    keras_keys = ("seq_len", "image_size", "batch_size", "lstm_units", "dense_units")
+
+    def keras_key(s):
+        return ("keras",) + tuple(s[k] for k in keras_keys)
+
+    keras_needed = {}  # every Keras measurement at once, in one process (see measure_keras)
+    if "03" in wanted:
+        keras_needed[keras_key(nb03)] = nb03
+    if "06" in wanted:
+        keras_needed[keras_key(keras_06)] = keras_06
+    if keras_needed:
+        progress(f"  measuring {', '.join(map(str, keras_needed))} (Keras on its torch backend) ...")
+        started = time.perf_counter()
+        figures = measure_keras([{k: s[k] for k in keras_keys} for s in keras_needed.values()])
+        for key, f in zip(keras_needed, figures):
+            cache[key] = {**f, "cpu_seconds": round((time.perf_counter() - started) / len(figures), 1)}
+        progress(f"    {time.perf_counter() - started:.1f} s")
 
     def keras(s):
-        keys = ("seq_len", "image_size", "batch_size", "lstm_units", "dense_units")
-        return once(("keras",) + tuple(s[k] for k in keys), lambda: measure_keras({k: s[k] for k in keys}))
+        return cache[keras_key(s)]
 
     gpu_batch = faces.AUTO_BATCH["cuda"]  # batch_size None = this many frames per MTCNN pass on a GPU
     detect_size = faces.COMMON_DEFAULTS["detect_size"]
@@ -535,14 +607,7 @@ def estimate_course(profile: str = "full", notebooks=None, progress=print) -> li
                    lambda: measure_gradcam(models.get("inception_resnet_v1", cam_size), batch, cam_size))
         rows.append(_row("06_tta_gradcam", "inception_resnet_v1", "gradcam_torch, one batch",
                          f"batch {batch}, {cam_size} px", fig, False))
-        nb03 = notebook_settings("03_keras_resnet_lstm", profile)
-        same_as_03 = all(nb03[a] == s[b] for a, b in (("seq_len", "keras_seq_len"), ("image_size", "keras_image_size"),
-                                                      ("lstm_units", "keras_lstm_units"),
-                                                      ("dense_units", "keras_dense_units")))
-        keras_settings = nb03 if same_as_03 else {
-            "seq_len": s["keras_seq_len"], "image_size": s["keras_image_size"], "batch_size": 4,
-            "lstm_units": s["keras_lstm_units"], "dense_units": s["keras_dense_units"]}
-        k = keras(keras_settings)
+        k = keras(keras_06)
         rows.append(_row("06_tta_gradcam", "keras", "gradcam_keras (2 videos in one call)",
                          f"2 videos x {s['keras_seq_len']} faces of {s['keras_image_size']} px",
                          {**k["gradcam"], "weights_mib": k["weights_mib"]}, False))
@@ -634,23 +699,26 @@ def main(argv=None) -> int:
                         help="whose settings to measure (default full; smoke is a quick check)")
     parser.add_argument("--notebooks", nargs="*", default=None, help="e.g. 04 05 (default: 02 to 07)")
     parser.add_argument("--output", default=None, help="JSON file (default: results/memory_estimate[_PROFILE].json)")
+    parser.add_argument("--device", default="meta", choices=["meta", "cpu"],
+                        help="where the classifiers' training and inference steps run: meta (sizes only, "
+                             "seconds; default) or cpu (the same count on real tensors, minutes)")
     parser.add_argument("--keras-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.keras_worker is not None:
-        print(json.dumps(keras_worker(json.loads(args.keras_worker))))
+        print(json.dumps([keras_worker(settings) for settings in json.loads(args.keras_worker)]))
         return 0
 
     print(f"CPU estimate of GPU memory, profile {args.profile!r} (method: tools/memory_estimate.py docstring)")
     started = time.perf_counter()
     load_before = os.getloadavg()
-    rows = estimate_course(args.profile, args.notebooks)
+    rows = estimate_course(args.profile, args.notebooks, device=args.device)
     totals = notebook_totals(rows)
     record = {"what": "CPU estimate of peak GPU memory (live tensor bytes), not a GPU measurement",
               "date": datetime.date.today().isoformat(), "hardware": hardware(), "profile": args.profile,
               "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
               "allowance": {"fixed_mib": ALLOWANCE_FIXED_MIB, "share_of_estimate": ALLOWANCE_SHARE,
                             "covers": LEFT_OUT},
-              "gpu_mib": GPU_MIB, "rows": rows, "notebooks": totals,
+              "classifier_steps_on": args.device, "gpu_mib": GPU_MIB, "rows": rows, "notebooks": totals,
               "seconds": round(time.perf_counter() - started, 1)}
     suffix = "" if args.profile == "full" else f"_{args.profile}"
     output = Path(args.output) if args.output else config.results_dir() / f"memory_estimate{suffix}.json"

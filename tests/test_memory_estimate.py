@@ -67,6 +67,16 @@ def test_training_step_matches_a_hand_count_and_grows_with_the_batch():
     assert per_face > 2 * 4 * 8 * 30 * 30
 
 
+def test_the_meta_device_counts_what_the_cpu_counts():
+    # the tool measures the classifiers on "meta" (sizes, no values): it must see the same storages
+    cpu = memory_estimate.measure_training_step(small_model(), 8, 32, device="cpu")
+    meta = memory_estimate.measure_training_step(small_model(), 8, 32, device="meta")
+    assert meta["peak_bytes"] == cpu["peak_bytes"] and meta["device"] == "meta"
+    cpu = memory_estimate.measure_inference(small_model(), 8, 32, device="cpu")
+    meta = memory_estimate.measure_inference(small_model(), 8, 32, device="meta")
+    assert abs(meta["peak_bytes"] - cpu["peak_bytes"]) <= 1024
+
+
 def test_inference_batch_counts_weights_input_and_fewer_activations_than_training():
     model = small_model()
     inference = memory_estimate.measure_inference(model, 8, 32)
@@ -97,14 +107,33 @@ def test_settings_are_read_from_the_notebooks_themselves():
     assert memory_estimate.notebook_settings("04_inception_resnet")["image_size"] == 256  # the report's size
 
 
-@pytest.mark.slow
-def test_the_tool_runs_every_notebook_on_the_smoke_profile(tmp_path):
+def run_tool(tmp_path, *options):
     output = tmp_path / "estimate.json"
     env = {**os.environ, "DEEPFAKE_RESULTS_DIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, "tools/memory_estimate.py", "--profile", "smoke", "--output", str(output)],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    done = subprocess.run([sys.executable, "tools/memory_estimate.py", "--profile", "smoke", "--output", str(output),
+                           *options], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    record = json.loads(output.read_text())
+    return done, json.loads(output.read_text())
+
+
+def test_the_tool_prints_the_table_for_the_pytorch_notebooks(tmp_path, capsys):
+    output = tmp_path / "estimate.json"
+    assert memory_estimate.main(["--profile", "smoke", "--notebooks", "04", "05", "--output", str(output)]) == 0
+    done, record = capsys.readouterr(), json.loads(output.read_text())
+    assert record["profile"] == "smoke" and "CPU estimate" in record["what"]
+    assert {row["notebook"] for row in record["rows"]} == {"04_inception_resnet", "05_model_comparison"}
+    training = next(r for r in record["rows"] if r["notebook"] == "04_inception_resnet" and r["what"] == "training step")
+    # the notebook's smoke batch at its face size, float16 autocast converted, above the weights alone
+    assert training["settings"] == "batch 8, 128 px" and training["mixed_precision"]
+    assert training["estimate_mib"] > 3 * training["figures"]["weights_mib"]  # + gradients, Adam, activations
+    for t in record["notebooks"]:
+        assert t["margin_mib"] == pytest.approx(4096 - t["estimate_mib"] - t["allowance_mib"], abs=0.2)
+    assert "estimated peak MiB (CPU estimate)" in done.stdout and "margin to 4096 MiB" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_tool_runs_every_notebook_on_the_smoke_profile(tmp_path):
+    done, record = run_tool(tmp_path)
     assert record["profile"] == "smoke" and "CPU estimate" in record["what"]
     notebooks = {row["notebook"] for row in record["rows"]}
     assert notebooks == {"02_faces", "03_keras_resnet_lstm", "04_inception_resnet", "05_model_comparison",

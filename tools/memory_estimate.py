@@ -559,7 +559,7 @@ def estimate_course(profile: str = "full", notebooks=None, progress=print, devic
                                                                            crop_size=s["crop_size"]))
         rows.append(_row("02_faces", "mtcnn", "extract_faces: MTCNN on one batch of frames",
                          f"{frames} frames of 1920x1080 per pass, detect_size {detect_size}", fig, False))
-        frames = min(gpu_batch, s["frames_per_video"])  # the comparison's detector is built without batch_size
+        frames = min(s.get("full_resolution_batch") or gpu_batch, s["frames_per_video"])  # the comparison's pass
         fig = once(("mtcnn", None, frames), lambda: measure_detector(frames, frames, None, crop_size=s["crop_size"]))
         rows.append(_row("02_faces", "mtcnn", "full-resolution comparison (detect_size=None)",
                          f"{frames} frames of 1920x1080 per pass", fig, False))

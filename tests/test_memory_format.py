@@ -53,7 +53,7 @@ def test_channels_last_trains_the_same_model():
 
 
 def test_default_memory_format():
-    assert training_torch.use_channels_last("cpu")                    # measured faster there
+    assert not training_torch.use_channels_last("cpu")                # no reliable gain measured there
     assert not training_torch.use_channels_last("cuda", amp=False)    # a GPU: only with mixed precision
     model = training_torch.set_memory_format(small_cnn(), True)
     assert model[0].weight.is_contiguous(memory_format=torch.channels_last) and model.channels_last

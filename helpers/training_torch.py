@@ -50,8 +50,8 @@ def use_channels_last(device, amp: bool = True) -> bool:
     Only on a GPU with mixed precision: float16 convolutions run natively in NHWC
     there (PyTorch's memory-format tutorial reports +22 % for ResNet50 training on a
     V100; not measured for this course). Not on the CPU: on the course's 2-core test
-    machine ``tools/benchmark_training.py`` measured between 0.98x and 1.19x
-    (median throughput, under load), not a gain to rely on; pass
+    machine ``tools/benchmark_training.py`` measured 1.19x, 0.98x and 1.18x in
+    three runs (median throughput, all under load), not yet a gain to rely on; pass
     ``channels_last=True`` to :func:`train_classifier` to try it on yours.
     """
     return _use_amp(amp, device)

@@ -128,7 +128,7 @@ def test_the_tool_prints_the_table_for_the_pytorch_notebooks(tmp_path, capsys):
     assert training["estimate_mib"] > 3 * training["figures"]["weights_mib"]  # + gradients, Adam, activations
     for t in record["notebooks"]:
         assert t["margin_mib"] == pytest.approx(4096 - t["estimate_mib"] - t["allowance_mib"], abs=0.2)
-    assert "estimated peak MiB (CPU estimate)" in done.stdout and "margin to 4096 MiB" in done.stdout
+    assert "estimated peak MiB (CPU estimate)" in done.out and "margin to 4096 MiB" in done.out
 
 
 @pytest.mark.slow

@@ -94,3 +94,13 @@ score: $(VENV)/.installed
 	@test -n $(call quoted,$(DATA_PATH)) || { echo "Set DATA_PATH to a folder of videos: make score DATA_PATH=/path CHECKPOINT=model.pth"; exit 2; }
 	$(PY) -m helpers.distributed score $(call quoted,$(DATA_PATH)) $(RAY_OPTIONS) $(call option,--checkpoint,$(CHECKPOINT)) \
 		$(call option,--rule,$(RULE)) $(call option,--out,$(OUT))
+
+# CPU estimate of each notebook's GPU memory at its full settings (docs/gpu_4gb.md); no GPU needed
+.PHONY: memory-estimate
+memory-estimate: $(VENV)/.installed
+	$(PY) tools/memory_estimate.py
+
+# training speed of the course's loop, plain vs channels-last memory format (CPU)
+.PHONY: benchmark-training
+benchmark-training: $(VENV)/.installed
+	$(PY) tools/benchmark_training.py

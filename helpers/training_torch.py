@@ -17,6 +17,10 @@ with. What it adds to the report's recipe, all of it named as future work there:
   training batches with the final weights of the epoch fix that;
 * early stopping on the validation loss (``patience`` epochs without improvement)
   and the best epoch's weights restored at the end;
+* the channels-last memory format (NHWC) while training (:func:`use_channels_last`):
+  by default only on a GPU with mixed precision; on the CPU it is an option
+  (``channels_last=True``), since ``tools/benchmark_training.py`` did not show a
+  reliable gain on the course's 2-core test machine;
 * a checkpoint in the report's format whenever the validation loss improves;
 * throughput (faces per second) so runs on different machines can be compared.
 """
@@ -40,6 +44,31 @@ def _use_amp(amp: bool, device) -> bool:
     return bool(amp) and str(device).startswith("cuda") and torch.cuda.is_available()
 
 
+def use_channels_last(device, amp: bool = True) -> bool:
+    """Whether :func:`train_classifier` stores the model and its input channels-last by default.
+
+    Only on a GPU with mixed precision: float16 convolutions run natively in NHWC
+    there (PyTorch's memory-format tutorial reports +22 % for ResNet50 training on a
+    V100; not measured for this course). Not on the CPU: on the course's 2-core test
+    machine ``tools/benchmark_training.py`` measured 1.19x, 0.98x and 1.18x in
+    three runs (median throughput, all under load), not yet a gain to rely on; pass
+    ``channels_last=True`` to :func:`train_classifier` to try it on yours.
+    """
+    return _use_amp(amp, device)
+
+
+def set_memory_format(model: nn.Module, channels_last: bool) -> nn.Module:
+    """Store the model's 4-D weights channels-last (NHWC) or in PyTorch's default order (NCHW), in place.
+
+    Only the order of the numbers in memory changes, not their values: outputs
+    agree up to float rounding. :func:`_logits` then hands the model channels-last
+    input batches too, so no layer has to convert them.
+    """
+    model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    model.channels_last = bool(channels_last)
+    return model
+
+
 def _split_batch(batch):
     if isinstance(batch, (list, tuple)):
         return batch[0], (batch[1] if len(batch) > 1 else None)
@@ -47,6 +76,8 @@ def _split_batch(batch):
 
 
 def _logits(model: nn.Module, x: torch.Tensor, use_amp: bool) -> torch.Tensor:
+    if x.dim() == 4 and getattr(model, "channels_last", False):
+        x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
         out = model(x)
     return out.float().reshape(len(x), -1)[:, 0]
@@ -161,7 +192,8 @@ def train_classifier(model: nn.Module, train_loader, val_loader, epochs: int, lr
                      checkpoint_dir=None, checkpoint_name: str = "resnetinceptionv1_epoch_{epoch}.pth",
                      seed: int = 42, weight_decay: float = 0.0, metadata: dict | None = None,
                      restore_best: bool = True, keep_only_best: bool = True, progress: bool = True,
-                     min_delta: float = 0.0, bn_recalibration_batches: int = 10, clean_loader=None) -> dict:
+                     min_delta: float = 0.0, bn_recalibration_batches: int = 10, clean_loader=None,
+                     channels_last: bool | None = None) -> dict:
     """Train ``model`` (one logit per face) with BCEWithLogitsLoss and Adam; return the history.
 
     Each epoch trains on ``train_loader`` then measures loss and accuracy on
@@ -174,6 +206,8 @@ def train_classifier(model: nn.Module, train_loader, val_loader, epochs: int, lr
     ``requires_grad`` are optimised, so frozen modules stay fixed. After each
     epoch the BatchNorm statistics are recomputed on ``bn_recalibration_batches``
     training batches (:func:`recalibrate_batchnorm`; 0 switches it off).
+    ``channels_last`` (None: :func:`use_channels_last`) trains in the NHWC memory
+    format; the model is given back in the format it came in.
 
     ``clean_loader`` (training faces without augmentation, in a fixed order)
     adds ``clean_loss_before`` and ``clean_loss_after``: the loss on those
@@ -185,7 +219,7 @@ def train_classifier(model: nn.Module, train_loader, val_loader, epochs: int, lr
     Returns a dict: train_loss, val_loss, train_acc, val_acc (per epoch),
     best_epoch (1-based), best_val_loss, best_checkpoint (path or None),
     epochs_run, stopped_early, faces_per_second (training throughput),
-    train_seconds, seconds_per_epoch, amp, device.
+    train_seconds, seconds_per_epoch, amp, channels_last, device.
     """
     if epochs < 1:
         raise ValueError("epochs must be at least 1.")
@@ -194,6 +228,9 @@ def train_classifier(model: nn.Module, train_loader, val_loader, epochs: int, lr
     parameters = [p for p in model.parameters() if p.requires_grad]
     if not parameters:
         raise ValueError("Every parameter of the model is frozen: nothing to train. Choose a lighter FREEZE.")
+    given_format = getattr(model, "channels_last", False)
+    channels_last = use_channels_last(device, amp) if channels_last is None else channels_last
+    set_memory_format(model, channels_last)
     optimizer = torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
     use_amp = _use_amp(amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -202,7 +239,8 @@ def train_classifier(model: nn.Module, train_loader, val_loader, epochs: int, lr
 
     history = {"train_loss": [], "val_loss": [], "train_acc": [], "val_acc": [], "seconds": [],
                "best_epoch": None, "best_val_loss": None, "best_checkpoint": None, "stopped_early": False,
-               "amp": use_amp, "device": str(device), "lr": lr, "skipped_batches": 0}
+               "amp": use_amp, "channels_last": bool(channels_last), "device": str(device), "lr": lr,
+               "skipped_batches": 0}
     best_loss, best_state, bad_epochs = float("inf"), None, 0
     faces_seen, train_seconds = 0, 0.0
     if clean_loader is not None:
@@ -286,6 +324,7 @@ def train_classifier(model: nn.Module, train_loader, val_loader, epochs: int, lr
         history["clean_loss_after"] = evaluate_loader(model, clean_loader, device, amp=amp)["loss"]
     if restore_best and best_state is not None:
         model.load_state_dict(best_state)
+    set_memory_format(model, given_format)
     model.eval()
     history["epochs_run"] = len(history["train_loss"])
     history["train_seconds"] = train_seconds

@@ -706,6 +706,12 @@ def _run(layers, x):
     return x
 
 
+# Frames per call of a video model's frame CNN up to the Grad-CAM layer: a Keras model keeps each
+# layer's output until its call returns (about 140 MiB per 224 px ResNet50 frame; a CPU estimate,
+# see docs/gpu_4gb.md).
+GRADCAM_FRAMES_PER_CALL = 8
+
+
 def _split_chain(layers, name):
     """Split a chain of layers at the layer called ``name`` (possibly nested): (before_fn, after_fn)."""
     from keras import ops
@@ -729,7 +735,9 @@ def _split_chain(layers, name):
         def pre(x, b=before, p=inner_pre):
             x = _run(b, x)
             frames["n"], frames["t"] = int(x.shape[0]), int(x.shape[1])
-            return p(ops.reshape(x, (-1,) + tuple(x.shape[2:])))
+            flat = ops.reshape(x, (-1,) + tuple(x.shape[2:]))
+            k = GRADCAM_FRAMES_PER_CALL  # the frame CNN sees each frame on its own: a few per call is exact
+            return ops.concatenate([p(flat[i:i + k]) for i in range(0, int(flat.shape[0]), k)], axis=0)
 
         def post(a, q=inner_post, r=after):
             y = q(a)
@@ -755,6 +763,19 @@ def _split_model(model, name):
         rest = keras.Model(target.output, model.outputs[0])
         return (lambda x: features(x, training=False)), (lambda a: rest(a, training=False))
     return _split_chain(_chain_layers(model), name)
+
+
+def _no_gradient():
+    """A context without gradient tracking on Keras' torch backend (TensorFlow records only under a tape)."""
+    import contextlib
+
+    import keras
+
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.no_grad()
+    return contextlib.nullcontext()
 
 
 def _keras_gradient(head, features, sign: float):
@@ -824,7 +845,8 @@ def gradcam_keras(model, inputs, layer_name: str | None = None, towards: str = "
     maps = []
     for start in range(0, len(inputs), batch_size):
         chunk = ops.convert_to_tensor(inputs[start:start + batch_size])
-        features = pre(chunk)
+        with _no_gradient():  # only the head's gradient is needed: keep no graph of the layers before
+            features = pre(chunk)
         features, gradient = _keras_gradient(head, features, sign)
         if len(features.shape) == 5:  # TimeDistributed layer split at the outer level
             features = ops.reshape(features, (-1,) + tuple(features.shape[2:]))

@@ -314,6 +314,11 @@ def feature_cache_dir() -> Path:
     return path
 
 
+# Faces per call of the frozen encoder in encode_sequences: 8 keeps the full profile's step near
+# 1.1 GiB (tools/memory_estimate.py measured 11.6 GiB for 80 faces in one call, a CPU estimate).
+ENCODE_FACES_PER_CALL = 8
+
+
 def encode_sequences(encoder, dataset, cache_dir: Path | str | None = None, desc: str = "encoding faces",
                      verbose: bool = True) -> dict:
     """Run the frozen encoder over every face sequence of ``dataset`` once.
@@ -348,7 +353,9 @@ def encode_sequences(encoder, dataset, cache_dir: Path | str | None = None, desc
         frames, _ = dataset[index]
         b, t = frames.shape[:2]
         flat = frames.reshape((b * t,) + frames.shape[2:])
-        features = predict_batch(encoder, flat).astype(np.float32)
+        # a few faces per encoder call: ResNet50 at 224 px holds about 140 MiB of activations per face
+        features = np.concatenate([predict_batch(encoder, flat[i:i + ENCODE_FACES_PER_CALL])
+                                   for i in range(0, len(flat), ENCODE_FACES_PER_CALL)]).astype(np.float32)
         chunks.append(features.reshape(b, t, -1))
     out = {"features": np.concatenate(chunks), "labels": np.asarray(dataset.labels, dtype=np.float32),
            "videos": list(dataset.videos)}

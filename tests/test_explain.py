@@ -419,6 +419,15 @@ def test_gradcam_keras_video_model_gives_a_map_per_frame(keras_models, clips):
     assert stats["n_constant"] < 6 and max(stats["std"]) > 0.01
 
 
+def test_gradcam_keras_a_few_frames_at_a_time_gives_the_same_maps(keras_models, clips, monkeypatch):
+    """The layers before the Grad-CAM layer see a few frames per call (memory); the maps do not change."""
+    video, _ = keras_models
+    whole = explain.gradcam_keras(video, clips)
+    for frames_per_call in (1, 4):  # 6 frames in all: one per call, or calls of 4 and 2
+        monkeypatch.setattr(explain, "GRADCAM_FRAMES_PER_CALL", frames_per_call)
+        np.testing.assert_allclose(explain.gradcam_keras(video, clips), whole, atol=1e-5)
+
+
 def test_gradcam_keras_image_model_and_inner_layer(keras_models, clips):
     _, image = keras_models
     faces = clips[:, 0]

@@ -363,8 +363,8 @@ def keras_worker(settings: dict) -> dict:
     """Notebook 03's ResNet50 + LSTM on Keras' torch backend: fit step, predict batch, feature encoding, Grad-CAM.
 
     Runs in a process started with ``KERAS_BACKEND=torch`` (see :func:`measure_keras`).
-    ``encode_sequences`` hands the frame encoder all faces of a batch of videos
-    at once (batch x seq_len frames). A Keras functional model keeps every
+    ``encode_sequences`` hands the frame encoder at most
+    ``models_keras.ENCODE_FACES_PER_CALL`` faces at once. A Keras functional model keeps every
     layer's output until its call returns, so that figure grows by the sum of
     ResNet50's layer outputs per frame; it is measured at 4 and 8 frames and
     extrapolated along that straight line when there are more frames.
@@ -420,7 +420,7 @@ def keras_worker(settings: dict) -> dict:
                                  "inference batch")
 
     encoder = models_keras.frame_encoder_of(model)
-    frames_needed = batch * seq_len
+    frames_needed = min(batch * seq_len, models_keras.ENCODE_FACES_PER_CALL)  # encode_sequences' calls
     points = {}
     for n in sorted({min(4, frames_needed), min(MAX_MEASURED_FRAMES, frames_needed)}):
         faces = x.reshape((-1, size, size, 3))[:n].numpy().copy()  # as encode_sequences passes them

@@ -43,6 +43,17 @@ def _plain(value):
     return value
 
 
+def cpu_model() -> str:
+    """The CPU's name (Linux: /proc/cpuinfo's "model name"), for benchmark and estimate headers."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
 def record_results(notebook: str, values: dict) -> Path:
     """Merge ``values`` into ``results/<notebook>.json`` (created if missing)."""
     path = config.results_dir() / f"{notebook}.json"

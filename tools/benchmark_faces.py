@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import sys
@@ -70,14 +69,9 @@ def cpu_seconds() -> float:
 def hardware() -> dict:
     import torch
 
-    model = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from helpers.results import cpu_model
+
+    model = cpu_model()
     info = {"cpu": model, "cpu_count": os.cpu_count(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "gpu": None}
     if torch.cuda.is_available():

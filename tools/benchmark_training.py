@@ -30,7 +30,6 @@ import copy
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -98,14 +97,9 @@ def summarise(runs: list[dict], batch_size: int) -> dict:
 
 
 def hardware() -> dict:
-    model = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from helpers.results import cpu_model
+
+    model = cpu_model()
     return {"cpu": model, "cpu_count": os.cpu_count(), "torch": torch.__version__,
             "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 

@@ -33,18 +33,24 @@ from helpers import config  # noqa: E402
 DEFAULT_REFERENCE = REPO_ROOT / "tests" / "reference" / "standard.json"
 
 # What a reference run holds: (results file, path, tolerance, why this number). Tolerance 0: exact.
-AUC_TOLERANCE = 0.12  # about the half-width of the 95 % CI of a video AUC on 42 test videos
+# A test AUC may move this much between two runs of the same code (other thread counts, other CPUs).
+# It is half the 95 % CI's half-width on 42 test videos: on the medium sample the models reach about
+# 0.55-0.65, so a model that drops to chance (0.5) may still be inside it; the other checks are tighter.
+AUC_TOLERANCE = 0.08
 CHECKS = [
     ("01_data", "n_videos", 0, "the sample's size: same generator, same profile"),
     ("01_data", "counts.split.test", 0, "the split is seeded"),
-    ("01_data", "trivial_statistics.honest.roc_auc", AUC_TOLERANCE, "no global statistic separates the classes"),
+    ("01_data", "trivial_classifier.scores.all of them.roc_auc", AUC_TOLERANCE,
+     "face statistics alone barely separate the classes"),
     ("01_data", "leakage.inflation.roc_auc", AUC_TOLERANCE, "a random frame split inflates the score"),
-    ("02_faces", "frames_with_face_fraction", 0.02, "MTCNN finds the faces"),
-    ("03_keras_resnet_lstm", "test.video.roc_auc", AUC_TOLERANCE, "the Keras video model"),
+    ("02_faces", "detection_rate", 0.02, "MTCNN finds the faces"),
+    ("02_faces", "n_crops", 40, "face crops of the sample (about 2 % may differ with the detector's rounding)"),
+    ("03_keras_resnet_lstm", "tensorflow.video.roc_auc", AUC_TOLERANCE, "the Keras video model"),
     ("04_inception_resnet", "test.video.roc_auc", AUC_TOLERANCE, "InceptionResnetV1"),
     ("05_model_comparison", "table.custom_cnn.test_roc_auc", AUC_TOLERANCE, "Table 2: custom CNN"),
     ("05_model_comparison", "table.meso4.test_roc_auc", AUC_TOLERANCE, "Table 2: Meso-4"),
     ("05_model_comparison", "table.densenet121.test_roc_auc", AUC_TOLERANCE, "Table 2: DenseNet121"),
+    ("05_model_comparison", "table.inception_resnet_v1.test_roc_auc", AUC_TOLERANCE, "Table 2: InceptionResnetV1"),
     ("05_model_comparison", "table.ensemble.test_roc_auc", AUC_TOLERANCE, "Table 2: the ensemble"),
     ("06_tta_gradcam", "tta.change.meso4.video log_loss.change", 0.05, "what TTA changes"),
 ]

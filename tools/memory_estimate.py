@@ -667,14 +667,9 @@ def notebook_totals(rows: list[dict]) -> list[dict]:
 
 # --------------------------------------------------------------------------- output
 def hardware() -> dict:
-    model = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from helpers.results import cpu_model
+
+    model = cpu_model()
     return {"cpu": model, "cpu_count": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version()}
 
 

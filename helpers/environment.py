@@ -261,8 +261,8 @@ def prepare_notebook_environment(platform: str | None = None, run=subprocess.run
     platform = platform or detect_platform()
     info = {"platform": platform, "installed": [], "kept": {}, "restart_needed": []}
     if platform != "local":
-        plan = hosted_install_plan(read_pins(requirements), installed_versions(read_pins(requirements)),
-                                   extras=read_extras(requirements))
+        pins = read_pins(requirements)  # the requirements file is read once for the pins, once for the extras
+        plan = hosted_install_plan(pins, installed_versions(pins), extras=read_extras(requirements))
         for command in plan.commands():
             if verbose:
                 print(f"{platform}: installing {len(plan.install)} pinned package(s): {' '.join(plan.install)}")

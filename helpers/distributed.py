@@ -825,28 +825,50 @@ def _video_table(table, scored, rule: str, threshold: float, evaluation):
 # Measuring
 
 
-def fresh_view(dataset_dir, tag: str) -> Path:
+def fresh_view(dataset_dir, tag: str, limit: int | None = None) -> Path:
     """A second dataset folder listing the same videos (by absolute path) under another name.
 
     ``extract_faces`` keys its crops by the dataset folder's name, so it starts
     from scratch on a view: the way to time it without touching the course's crops.
+    ``limit``: list only that many videos, spread evenly over the name-sorted list
+    (a smaller set to time; None: all of them).
     """
     from . import data_sources
 
-    view = config.data_dir() / "scale_out" / "views" / f"{Path(dataset_dir).resolve().name}-{tag}"
-    table = data_sources.load_dataset(dataset_dir, probe=False)
+    name = Path(dataset_dir).resolve().name
+    view = config.data_dir() / "scale_out" / "views" / (f"{name}-{tag}" if limit is None else f"{name}-{limit}-{tag}")
+    table = data_sources.load_dataset(dataset_dir, probe=False).sort_values("name").reset_index(drop=True)
+    if limit is not None and 0 < limit < len(table):
+        table = table.iloc[np.unique(np.linspace(0, len(table) - 1, int(limit)).round().astype(int))]
     entries = {r["name"]: {"label": r["label"], "split": r["split"], "original": r["original"], "file": r["path"]}
                for r in table.to_dict("records")}
     data_sources.write_metadata(view / "metadata.json", entries)
     return view
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores of this machine have spent busy since boot (Linux ``/proc/stat``; NaN elsewhere).
+
+    The difference over a run, divided by its wall time, is how many cores were
+    busy: with the CPU spent on the videos beside it, what the rest cost (Ray's
+    own processes, the driver, starting workers, other programs).
+    """
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except (OSError, IndexError):
+        return float("nan")
+    ticks = [int(v) for v in fields]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + waiting for input/output
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def measure_throughput(dataset_dir, profile: str = "standard", worker_counts=(1, 2), reference: bool = True,
-                       threads_per_worker: int | None = 1, **overrides) -> list:
+                       threads_per_worker: int | None = 1, videos: int | None = None, **overrides) -> list:
     """Time the Ray extraction from scratch with each number of workers (and ``extract_faces``, the reference).
 
     Each run writes into its own scratch folder under ``<data_dir>/scale_out``
-    (emptied first). Ray must be running (:func:`start_ray`). Each worker runs
+    (emptied first), on ``videos`` of the dataset's videos (spread over it, see
+    :func:`fresh_view`; None: all). Ray must be running (:func:`start_ray`). Each worker runs
     PyTorch on ``threads_per_worker`` threads (1: a worker is one core's worth
     of detection, the unit a cluster adds; None: the cores are shared out).
     Returns one dict per run: engine, workers, videos, seconds (wall, including
@@ -855,19 +877,23 @@ def measure_throughput(dataset_dir, profile: str = "standard", worker_counts=(1,
     processes' CPU time spent on the videos, which other programs on the machine
     hardly change; for ``extract_faces`` including its detector's start), the
     detection's part of it (``detect_cpu_s_per_video``) and ``start_cpu_s`` (the
-    Ray workers' start-up: Python, PyTorch, MTCNN). :func:`idle_bound` turns the
-    CPU costs into the rates an idle machine could reach.
+    Ray workers' start-up: Python, PyTorch, MTCNN), and ``busy_cores`` / ``video_cores``:
+    how many of the machine's cores were busy during the run, and how many of them
+    on the videos (:func:`machine_busy_seconds`). :func:`idle_bound` turns the CPU
+    costs into the rates an idle machine could reach.
     """
     import shutil
 
     from . import faces
 
     overrides.setdefault("progress", False)
+    if videos is not None:
+        dataset_dir = fresh_view(dataset_dir, "timed", limit=videos)
     runs = []
     if reference:
         view = fresh_view(dataset_dir, "reference")
         shutil.rmtree(faces.faces_dir(view, profile, **overrides), ignore_errors=True)
-        start, cpu = time.perf_counter(), time.process_time()
+        start, cpu, busy = time.perf_counter(), time.process_time(), machine_busy_seconds()
         manifest = faces.extract_faces(view, profile, **overrides)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         summary = faces.video_summary(manifest)
@@ -876,19 +902,24 @@ def measure_throughput(dataset_dir, profile: str = "standard", worker_counts=(1,
                      "first_video_s": float(added[0]) if len(added) else float("nan"),
                      "steady_videos_per_s": (len(added) - 1) / added[1:].sum() if len(added) > 1 else float("nan"),
                      "videos_per_s": len(summary) / seconds, "cpu_s_per_video": cpu / max(1, len(summary)),
-                     "detect_cpu_s_per_video": float("nan"), "start_cpu_s": float("nan"), "manifest": str(manifest)})
+                     "detect_cpu_s_per_video": float("nan"), "start_cpu_s": float("nan"), "manifest": str(manifest),
+                     "busy_cores": (machine_busy_seconds() - busy) / seconds, "video_cores": cpu / seconds})
     for count in worker_counts:
         out = config.data_dir() / "scale_out" / "throughput" / Path(dataset_dir).resolve().name / f"{profile}-{count}w"
         shutil.rmtree(out, ignore_errors=True)
         timings: dict = {}
+        busy = machine_busy_seconds()
         manifest = extract_faces_distributed(dataset_dir, profile, out_dir=out, workers=count, timings=timings,
                                              threads_per_worker=threads_per_worker, **overrides)
+        busy = machine_busy_seconds() - busy
         runs.append({"engine": "ray", "workers": count, "videos": timings["done"], "seconds": timings["seconds"],
                      "first_video_s": timings["first_video_s"], "steady_videos_per_s": timings["steady_videos_per_s"],
                      "videos_per_s": timings["done"] / timings["seconds"], "manifest": str(manifest),
                      "cpu_s_per_video": timings["cpu_seconds"] / max(1, timings["done"]),
                      "detect_cpu_s_per_video": timings["detect_cpu_seconds"] / max(1, timings["done"]),
-                     "start_cpu_s": timings["worker_start_cpu_seconds"], "per_worker": timings["per_worker"]})
+                     "start_cpu_s": timings["worker_start_cpu_seconds"], "per_worker": timings["per_worker"],
+                     "busy_cores": busy / timings["seconds"],
+                     "video_cores": (timings["cpu_seconds"] + timings["worker_start_cpu_seconds"]) / timings["seconds"]})
     return runs
 
 

@@ -5,6 +5,7 @@ test stops it and checks with ``ps`` that none of its processes is left.
 """
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,35 @@ def test_idle_bound_is_detection_bound_for_one_worker_and_core_bound_for_more():
     assert distributed.idle_bound(run, 1, cores=2) == pytest.approx(1.0)  # one detector, one video at a time
     assert distributed.idle_bound(run, 2, cores=2) == pytest.approx(1.6)  # both cores, decoding included
     assert distributed.idle_bound(run, 3, cores=2) == pytest.approx(1.6)
+
+
+def test_a_view_lists_the_same_videos_or_an_even_spread_of_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPFAKE_DATA_DIR", str(tmp_path / "data"))
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    names = [f"v{i:02d}.mp4" for i in range(10)]
+    for name in names:
+        (folder / name).write_bytes(b"x")
+    (folder / "metadata.json").write_text(json.dumps({n: {"label": "REAL", "split": "train"} for n in names}))
+    from helpers import data_sources
+
+    def listed(view):
+        return sorted(data_sources.load_dataset(view, probe=False)["name"])
+
+    everything = distributed.fresh_view(folder, "all")
+    assert listed(everything) == names and everything.parent == tmp_path / "data" / "scale_out" / "views"
+    assert listed(distributed.fresh_view(folder, "some", limit=4)) == ["v00.mp4", "v03.mp4", "v06.mp4", "v09.mp4"]
+    assert listed(distributed.fresh_view(folder, "more", limit=50)) == names
+    assert json.loads((folder / "metadata.json").read_text()).keys() == set(names)  # the original is untouched
+
+
+def test_busy_seconds_grow_while_this_process_computes():
+    before, cpu = distributed.machine_busy_seconds(), time.process_time()
+    total = 0
+    while time.process_time() - cpu < 0.5:  # half a CPU-second of work
+        total += sum(range(1000))
+    busy = distributed.machine_busy_seconds() - before
+    assert 0.4 <= busy  # the work above, plus whatever else ran meanwhile
 
 
 def test_videos_of_a_folder_without_metadata(tmp_path):

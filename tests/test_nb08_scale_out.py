@@ -17,7 +17,8 @@ def test_throughput_recorded_for_the_reference_and_each_worker_count(recorded):
     runs = {(r["engine"], r["workers"]): r for r in recorded["throughput"]}
     assert set(runs) == {("extract_faces", 1), ("ray", 1), ("ray", 2)}
     for run in runs.values():
-        assert run["videos"] == recorded["n_videos"] and run["seconds"] > 0
+        assert run["videos"] == (recorded["throughput_videos"] or recorded["n_videos"]) and run["seconds"] > 0
+        assert 0 < run["video_cores"] <= 1.1 * run["busy_cores"] + 0.05  # the videos' CPU is part of the busy CPU
         assert run["videos_per_s"] > 0 and run["steady_videos_per_s"] > 0
         assert run["first_video_s"] <= run["seconds"] + 1e-6
     speedup = recorded["speedup"]

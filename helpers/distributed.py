@@ -74,6 +74,14 @@ WRITE_TASK_CPUS = 0.1
 NO_FACE_SCORE = 0.5
 SUBMISSION_NAME = "submission.csv"
 
+#: How long a local Ray keeps an idle worker process for the next task (ms). Ray's default, one
+#: second, ends the processes between two pipeline runs and even between two batches, and every
+#: new one costs about 3 CPU-seconds to start: on a 2-core machine that was most of the CPU a
+#: 2-worker run used (measured with per-process CPU times, see notebook 08's section 3).
+IDLE_WORKER_KEEP_MS = 600_000
+#: Idle worker processes a local Ray keeps at least (Ray's default: as many as it has CPUs; a run
+#: here has up to 2 readers per worker, the workers and a writer in flight).
+MIN_IDLE_WORKERS = 8
 #: Set to "0" to start a local Ray without :data:`RAY_PROCESS_SITE` (see :func:`_process_site_dir`).
 FAST_START_VARIABLE = "DEEPFAKE_RAY_FAST_START"
 #: Loaded by every Python process of a local Ray (through PYTHONPATH) when fast start is on.
@@ -211,8 +219,11 @@ def _start_local(num_cpus, num_gpus, object_store_mb, attempts: int) -> None:
         python_path = os.pathsep.join([str(site)] + ([python_path] if python_path else []))
     for attempt in range(1, max(1, int(attempts)) + 1):
         token = uuid.uuid4().hex
-        # both are inherited by every process this Ray starts (and by no other)
-        with _environment(**{SESSION_VARIABLE: token, "PYTHONPATH": python_path}):
+        # inherited by every process this Ray starts (and by no other); Ray reads RAY_<setting> at start
+        keep = {"RAY_idle_worker_killing_time_threshold_ms": str(IDLE_WORKER_KEEP_MS),
+                "RAY_num_workers_soft_limit": str(max(MIN_IDLE_WORKERS, int(num_cpus or os.cpu_count() or 1)))}
+        keep = {name: os.environ.get(name, value) for name, value in keep.items()}  # yours win
+        with _environment(**{SESSION_VARIABLE: token, "PYTHONPATH": python_path, **keep}):
             try:
                 ray.init(num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus, include_dashboard=False,
                          object_store_memory=int(object_store_mb or DEFAULT_OBJECT_STORE_MB) * 2**20,

@@ -23,7 +23,8 @@ for _variable, _sub in [("DEEPFAKE_DATA_DIR", "data"), ("DEEPFAKE_RESULTS_DIR", 
                         ("DEEPFAKE_FIGURES_DIR", "figures")]:
     os.environ[_variable] = str(WORKSPACE / _sub)
     (WORKSPACE / _sub).mkdir(parents=True, exist_ok=True)
-os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("MPLBACKEND", "Agg")  # this process; the notebooks' kernels draw inline (run_notebook)
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -53,7 +54,12 @@ def run_notebook(name: str, suffix: str = "", timeout: int = 900, **parameters) 
     key = (name, suffix, json.dumps(wanted, sort_keys=True, default=str))
     if key not in _executed:
         output = WORKSPACE / "executed" / f"{name}{suffix}.ipynb"
-        course.execute(notebook_path(name), output, wanted, timeout=timeout)
+        kernel_backend = os.environ.get("MPLBACKEND")
+        os.environ["MPLBACKEND"] = INLINE_BACKEND  # figures in the outputs, as `make course` leaves them (the book)
+        try:
+            course.execute(notebook_path(name), output, wanted, timeout=timeout)
+        finally:
+            os.environ["MPLBACKEND"] = kernel_backend
         _executed[key] = output
     return _executed[key]
 

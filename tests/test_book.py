@@ -1,8 +1,8 @@
 """The course book (`make book`): staged from executed notebooks, built by Sphinx, read in a real browser.
 
-The build test executes the two cheapest notebooks (00 and 01) in the smoke profile
-into a runs folder, the way `make course` does (figures inline, so the pages
-have pictures), builds the book from it, then opens two pages in headless
+The build test takes the two cheapest notebooks (00 and 01) as the notebook tests
+execute them in the smoke profile (figures inline, as `make course` leaves them, so
+the pages have pictures), builds the book from them, then opens two pages in headless
 Chromium (Debian's, through Playwright, as in the demo's browser test) with every
 request that leaves 127.0.0.1 blocked: the pages load, and a figure is visible.
 """
@@ -24,14 +24,13 @@ sys.path.insert(0, str(REPO_ROOT / "tools"))
 
 import build_book  # noqa: E402
 
-from conftest import SMOKE_PARAMETERS, notebook_path  # noqa: E402
+from conftest import run_notebook  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 LEAD_SCREENSHOT = Path("/tmp/book_screenshot.png")
 BOOK_NOTEBOOKS = ("00_setup", "01_data")
-INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 
 # --------------------------------------------------------------------------- staging (no Sphinx)
@@ -97,29 +96,11 @@ def test_stage_lists_the_notebooks_missing_from_the_run(tmp_path):
 
 @pytest.fixture(scope="module")
 def smoke_runs(workspace) -> Path:
-    """runs/smoke/ for 00 and 01, executed like `make course` does (inline figures); reused when current."""
-    from helpers import course
-
+    """runs/smoke/ with 00 and 01 as the notebook tests execute them (once per session, figures inline)."""
     runs = workspace / "book_runs" / "smoke"
-    # Inline figures (the tests' Agg backend would leave the notebooks without pictures); results and
-    # figures in a folder of their own, so the notebook tests' results/ stay as those tests wrote them.
-    kernel_env = {"MPLBACKEND": INLINE_BACKEND,
-                  "DEEPFAKE_RESULTS_DIR": str(workspace / "book_runs" / "results"),
-                  "DEEPFAKE_FIGURES_DIR": str(workspace / "book_runs" / "figures")}
-    saved = {key: os.environ.get(key) for key in kernel_env}
-    os.environ.update(kernel_env)
-    try:
-        for name in BOOK_NOTEBOOKS:
-            source, output = notebook_path(name), runs / f"{name}.ipynb"
-            if output.exists() and output.stat().st_mtime > source.stat().st_mtime:
-                continue  # executed by an earlier run of this test, from the same notebook
-            course.execute(source, output, {**SMOKE_PARAMETERS, "CHECK_TENSORFLOW": False}, timeout=900)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    runs.mkdir(parents=True, exist_ok=True)
+    for name in BOOK_NOTEBOOKS:
+        shutil.copy2(run_notebook(name), runs / f"{name}.ipynb")
     return runs
 
 

@@ -18,6 +18,7 @@ from test_compare_reference import compare_reference
 pytestmark = pytest.mark.functional
 
 
+@pytest.mark.timeout(4 * 3600)  # the suite's 900 s per test would stop the course half-way
 def test_standard_course_matches_the_reference_run(tmp_path):
     env = {**os.environ, "DEEPFAKE_DATA_DIR": str(tmp_path / "data"), "DEEPFAKE_RESULTS_DIR": str(tmp_path / "results"),
            "DEEPFAKE_FIGURES_DIR": str(tmp_path / "figures"), "DEEPFAKE_RUNS_DIR": str(tmp_path / "runs")}

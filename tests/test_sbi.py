@@ -109,3 +109,14 @@ def test_a_manifest_without_reals_gets_a_clear_message(tmp_path):
     table = manifest(tmp_path, n_real=0, n_fake=2)
     with pytest.raises(ValueError, match="real faces"):
         sbi.SelfBlendedDataset(table, 64)
+
+
+def test_a_fixed_dataset_and_loaders(tmp_path):
+    table = manifest(tmp_path)
+    fixed = sbi.SelfBlendedDataset(table, 64, seed=1, fresh_each_epoch=False)
+    assert torch.equal(fixed[4][0], fixed[4][0])
+    evaluation = sbi.make_sbi_loader(table, 64, batch_size=4, seed=1, train=False)
+    labels = torch.cat([y for _, y in evaluation]).tolist()
+    assert labels == [0, 0, 0, 1, 1, 1]
+    training = sbi.make_sbi_loader(table, 64, batch_size=4, seed=1)
+    assert sum(len(y) for _, y in training) == 4  # shuffled, the incomplete last batch dropped

@@ -207,12 +207,13 @@ class SelfBlendedDataset(Dataset):
     and no fake video is ever read. Each time an item is drawn it gets a new
     seed ``(seed, index, how often it was drawn)``, so every epoch sees new
     pseudo-fakes and two runs with the same seed and order see the same ones.
-    Fake rows of the manifest are ignored. Yields ``(tensor 3 x S x S in [0, 1], float label)``
+    ``fresh_each_epoch=False`` gives each item one fixed pseudo-fake instead
+    (for validation, and to measure a loss twice on the same faces). Fake rows of the manifest are ignored. Yields ``(tensor 3 x S x S in [0, 1], float label)``
     like :class:`helpers.datasets_torch.FaceCropDataset`.
     """
 
     def __init__(self, manifest_df: pd.DataFrame, image_size: int, seed: int = 0,
-                 margin: float = faces.COMMON_DEFAULTS["margin"]):
+                 margin: float = faces.COMMON_DEFAULTS["margin"], fresh_each_epoch: bool = True):
         table = faces.crop_rows(manifest_df, ("crop_path", "target", "x1", "y1", "x2", "y2",
                                               *faces.LANDMARK_COLUMNS))
         table = table[table["target"] == REAL].dropna(subset=faces.LANDMARK_COLUMNS).reset_index(drop=True)
@@ -220,6 +221,7 @@ class SelfBlendedDataset(Dataset):
             raise ValueError("No real face crop with landmarks in this manifest: Self-Blended Images need real "
                              "faces. Check the split you passed and re-run the face extraction (notebook 02).")
         self.table, self.image_size, self.seed, self.margin = table, int(image_size), int(seed), margin
+        self.fresh_each_epoch = bool(fresh_each_epoch)
         self.targets = np.r_[np.zeros(len(table)), np.ones(len(table))].astype("float32")
         self._draws = defaultdict(int)
 
@@ -238,7 +240,7 @@ class SelfBlendedDataset(Dataset):
             face = read_face(self.table["crop_path"].iloc[index], self.image_size)
         else:
             draw = self._draws[index]
-            self._draws[index] += 1
+            self._draws[index] += int(self.fresh_each_epoch)
             face = self.pseudo_fake(index - n, seed=(self.seed, index, draw)).image
             if face.shape[:2] != (self.image_size, self.image_size):
                 face = cv2.resize(face, (self.image_size, self.image_size), interpolation=cv2.INTER_AREA)
@@ -246,10 +248,11 @@ class SelfBlendedDataset(Dataset):
 
 
 def make_sbi_loader(manifest_df: pd.DataFrame, image_size: int, batch_size: int = 32, seed: int = 42,
-                    num_workers: int = 0):
-    """A shuffled (seeded) training loader of reals and their pseudo-fakes."""
+                    train: bool = True, num_workers: int = 0):
+    """A loader of reals and their pseudo-fakes: ``train=True`` shuffles (seeded) and draws new pseudo-fakes
+    each epoch; ``train=False`` keeps the order (reals first) and one fixed pseudo-fake per real."""
     from torch.utils.data import DataLoader
 
-    dataset = SelfBlendedDataset(manifest_df, image_size, seed=seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) > batch_size,
-                      num_workers=num_workers, generator=torch.Generator().manual_seed(seed))
+    dataset = SelfBlendedDataset(manifest_df, image_size, seed=seed, fresh_each_epoch=train)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=train, drop_last=train and len(dataset) > batch_size,
+                      num_workers=num_workers, generator=torch.Generator().manual_seed(seed) if train else None)

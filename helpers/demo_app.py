@@ -107,11 +107,16 @@ def release_freed_memory() -> None:
 
 
 def _details(result, kind: str) -> str:
-    lines = [f"**{result.label}** — probability of fake {result.prob_fake:.3f}\n"]
+    lines = [f"**{result.verdict}** — probability of fake {result.prob_fake:.3f}\n"]
+    if result.verdict == "UNCERTAIN":  # helpers.calibration.choose_uncertain_band, chosen on validation data
+        lines.append(f"The probability lies in the uncertain band [{result.band['low']:.2f}, {result.band['high']:.2f}] "
+                     "around the threshold, where this model's validation verdicts were often wrong: "
+                     "treat it as no answer.\n")
+    lines += [f"\n**Warning:** {html.escape(warning)}" for warning in result.warnings]
     if kind == "image":
         lines.append(f"{result.n_faces} face(s) found; analysed in {result.seconds:.1f} s.\n")
         for k, face in enumerate(result.faces, start=1):
-            lines.append(f"- face {k}: {face.label} ({face.prob_fake:.3f}), detector confidence {face.detection_prob:.2f}")
+            lines.append(f"- face {k}: {face.verdict} ({face.prob_fake:.3f}), detector confidence {face.detection_prob:.2f}")
     else:
         lines.append(f"{result.n_frames_with_face} of {len(result.frame_indices)} sampled frames show a face; "
                      f"the video's score applies the '{result.rule}' rule to their scores; "

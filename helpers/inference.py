@@ -269,6 +269,13 @@ class _Verdict:
         return label_of(self.prob_fake, self.threshold)
 
     @property
+    def verdict(self) -> str:
+        """REAL, FAKE or UNCERTAIN (inside the checkpoint's uncertain band; helpers.calibration)."""
+        from .calibration import verdict_of
+
+        return verdict_of(self.prob_fake, self.threshold, getattr(self, "band", None))
+
+    @property
     def confidences(self) -> dict:
         return confidences_of(self.prob_fake)
 
@@ -290,10 +297,13 @@ class FacePrediction(_Verdict):
     frame_index: int | None = None     # for videos: which frame
     time_s: float | None = None        # for videos: when
     threshold: float = THRESHOLD
+    band: dict | None = None           # the uncertain band (None: every verdict is REAL or FAKE)
+    warnings: list = field(default_factory=list)  # this face looks unlike the training faces
 
     def summary(self) -> dict:
         return {"box": [round(float(v), 1) for v in self.box], "detection_prob": round(float(self.detection_prob), 4),
-                "prob_fake": float(self.prob_fake), "label": self.label, "frame_index": self.frame_index}
+                "prob_fake": float(self.prob_fake), "label": self.label, "verdict": self.verdict,
+                "warnings": self.warnings, "frame_index": self.frame_index}
 
 
 @dataclass
@@ -305,6 +315,8 @@ class ImagePrediction(_Verdict):
     seconds: float = 0.0
     notes: list = field(default_factory=list)
     threshold: float = THRESHOLD
+    band: dict | None = None
+    warnings: list = field(default_factory=list)  # the input looks unlike the training data
 
     @property
     def prob_fake(self) -> float:
@@ -316,8 +328,9 @@ class ImagePrediction(_Verdict):
         return self.faces[0].overlay
 
     def summary(self) -> dict:
-        return {"label": self.label, "prob_fake": self.prob_fake, "n_faces": self.n_faces,
-                "faces": [f.summary() for f in self.faces], "seconds": round(self.seconds, 3), "notes": self.notes}
+        return {"label": self.label, "verdict": self.verdict, "prob_fake": self.prob_fake, "n_faces": self.n_faces,
+                "faces": [f.summary() for f in self.faces], "seconds": round(self.seconds, 3), "notes": self.notes,
+                "warnings": self.warnings}
 
 
 @dataclass
@@ -337,6 +350,8 @@ class VideoPrediction(_Verdict):
     seconds: float = 0.0
     notes: list = field(default_factory=list)
     threshold: float = THRESHOLD
+    band: dict | None = None
+    warnings: list = field(default_factory=list)
 
     @property
     def n_frames_with_face(self) -> int:
@@ -357,7 +372,8 @@ class VideoPrediction(_Verdict):
         })
 
     def summary(self) -> dict:
-        return {"label": self.label, "prob_fake": self.prob_fake, "rule": self.rule, "n_faces": self.n_faces,
+        return {"label": self.label, "verdict": self.verdict, "warnings": self.warnings,
+                "prob_fake": self.prob_fake, "rule": self.rule, "n_faces": self.n_faces,
                 "n_frames_sampled": len(self.frame_indices), "n_frames_with_face": self.n_frames_with_face,
                 "timeline": [None if p is None else float(p) for p in self.frame_probs],
                 "duration_s": round(self.info.duration_s, 3), "seconds": round(self.seconds, 3),
@@ -401,7 +417,8 @@ class Predictor:
     """
 
     def __init__(self, model, metadata: dict | None = None, device: str = "cpu", detector=None,
-                 checkpoint: Path | None = None, threshold: float | None = None, rule: str | None = None):
+                 checkpoint: Path | None = None, threshold: float | None = None, rule: str | None = None,
+                 band: dict | None = None, input_reference: dict | None = None, temperature: float | None = None):
         from . import evaluation
 
         self.metadata = dict(metadata or {})
@@ -418,6 +435,11 @@ class Predictor:
             raise ValueError(f"threshold must be a probability strictly between 0 and 1, got {self.threshold}.")
         self.rule = rule
         self.image_size = int(self.metadata.get("image_size") or 160)
+        # Optional, from notebook 09 (helpers.calibration): a temperature for the scores, an uncertain band
+        # around the threshold and what the training faces looked like (for warnings about unusual input).
+        self.temperature = float(temperature or self.metadata.get("temperature") or 1.0)
+        self.band = band if band is not None else self.metadata.get("uncertain_band")
+        self.input_reference = input_reference if input_reference is not None else self.metadata.get("input_reference")
         self._detector = detector
         self._lock = threading.RLock()
 
@@ -477,7 +499,19 @@ class Predictor:
         if not crops:
             return np.zeros(0, dtype=np.float64)
         batches = (self._faces_tensor(crops[start:start + batch_size]) for start in range(0, len(crops), batch_size))
-        return np.asarray(predict_probs(self.model, batches, self.device), dtype=np.float64)
+        probs = np.asarray(predict_probs(self.model, batches, self.device), dtype=np.float64)
+        if self.temperature != 1.0:
+            from .calibration import apply_temperature
+
+            probs = apply_temperature(probs, self.temperature)
+        return probs
+
+    def face_warnings(self, box, detection_prob: float) -> list:
+        """Warnings for a face unlike the training faces (helpers.calibration.input_warnings); [] without a reference."""
+        from .calibration import input_warnings
+
+        size = max(float(box[2]) - float(box[0]), float(box[3]) - float(box[1]))
+        return input_warnings(size, float(detection_prob), self.input_reference)
 
     def explain_faces(self, crops: list) -> list:
         """Grad-CAM overlay (RGB uint8, model's input size) for each face crop."""
@@ -520,7 +554,8 @@ class Predictor:
                 for k, overlay in zip(chosen, self.explain_faces([crops[k] for k in chosen])):
                     overlays[k] = overlay
             faces = [FacePrediction(box=tuple(float(v) for v in f.box), detection_prob=float(f.prob),
-                                    prob_fake=float(p), crop=c, overlay=o, threshold=self.threshold)
+                                    prob_fake=float(p), crop=c, overlay=o, threshold=self.threshold, band=self.band,
+                                    warnings=self.face_warnings(f.box, f.prob))
                      for f, p, c, o in zip(found, probs, crops, overlays)]
             faces.sort(key=lambda f: f.prob_fake, reverse=True)
             notes = []
@@ -530,7 +565,8 @@ class Predictor:
             if explain and len(faces) > MAX_FACES_EXPLAINED:
                 notes.append(f"Heat maps are shown for the {MAX_FACES_EXPLAINED} most suspicious faces only.")
             return ImagePrediction(faces=faces, annotated=annotate(array, faces),
-                                   seconds=time.perf_counter() - start, notes=notes, threshold=self.threshold)
+                                   seconds=time.perf_counter() - start, notes=notes, threshold=self.threshold,
+                                   band=self.band, warnings=faces[0].warnings)
 
     # -- videos -------------------------------------------------------------------------------
 
@@ -579,7 +615,7 @@ class Predictor:
             probs = np.asarray(state.probs)
             faces = [FacePrediction(box=tuple(float(v) for v in f.box), detection_prob=float(f.prob),
                                     prob_fake=float(p), crop=c, frame_index=i, time_s=i / fps,
-                                    threshold=self.threshold)
+                                    threshold=self.threshold, band=self.band)
                      for (f, i), p, c in zip(state.found, probs, state.crops)]
             scored = [p for p in state.frame_probs if p is not None]
             video_prob = float(evaluation.AGGREGATORS[rule](scored))
@@ -611,7 +647,15 @@ class Predictor:
                 path=path, info=info, frame_indices=state.indices, times_s=[i / fps for i in state.indices],
                 frame_probs=state.frame_probs, faces=faces, prob_fake=video_prob, rule=rule, explained=explained,
                 annotated=annotate(state.best_frame, in_that_frame), seconds=time.perf_counter() - start,
-                notes=notes, threshold=self.threshold)
+                notes=notes, threshold=self.threshold, band=self.band, warnings=self._video_warnings(faces))
+
+    def _video_warnings(self, faces: list) -> list:
+        """Warnings for a video whose typical face (median size and detector confidence) is unusual."""
+        if not faces:
+            return []
+        sizes = [max(f.box[2] - f.box[0], f.box[3] - f.box[1]) for f in faces]
+        middle = float(np.median(sizes)), float(np.median([f.detection_prob for f in faces]))
+        return self.face_warnings((0.0, 0.0, middle[0], middle[0]), middle[1])
 
     def _analyse_chunk(self, chunk: list, state: "_VideoState") -> None:
         """Detect and score the faces of a few decoded frames; keep the crops, drop the frames

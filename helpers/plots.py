@@ -482,3 +482,27 @@ def plot_robustness(table, models, kinds, clean_levels: dict, metrics=("frame ro
     fig.suptitle("Test metrics under degradations (stronger to the right; bands: 95 % CI)")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- notebook 09
+def plot_reliability(panels: dict, title: str):
+    """Reliability diagrams side by side: ``panels`` maps a panel title to ``{curve label: bins}``.
+
+    ``bins`` is a table of ``helpers.calibration.reliability_bins`` (mean_prob, fake_share, n per bin);
+    a calibrated model lies on the diagonal. Marker area grows with the bin's n.
+    """
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 4.2), squeeze=False)
+    for ax, (panel, curves) in zip(axes[0], panels.items()):
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="calibrated")
+        for label, bins in curves.items():
+            used = bins[bins["n"] > 0]
+            line, = ax.plot(used["mean_prob"], used["fake_share"], marker="", label=label)
+            ax.scatter(used["mean_prob"], used["fake_share"], s=12 + 60 * used["n"] / max(1, used["n"].max()),
+                       color=line.get_color())
+        ax.set(xlim=(0, 1), ylim=(-0.02, 1.02), xlabel="mean P(FAKE) in the bin", ylabel="share of fakes in the bin",
+               title=panel)
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

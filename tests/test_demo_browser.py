@@ -104,8 +104,13 @@ def demo_url(workspace, browser_home, tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo-server")
     torch.manual_seed(0)
     model = models_torch.build_inception_classifier(pretrained=False)
+    # notebook 09's extras, set so that they always apply: every score lies in the uncertain band and every
+    # face is "much smaller than the training faces", so the page must show UNCERTAIN and the warning
     checkpoint = models_torch.save_checkpoint(model, folder / "random_inception.pth", epoch=0, image_size=160,
-                                              trained_on="nothing (browser test)")
+                                              trained_on="nothing (browser test)",
+                                              uncertain_band={"low": 0.0, "high": 1.0, "half_width": 0.5},
+                                              input_reference={"median_face_size": 20_000.0,
+                                                               "min_face_size": 10_000.0, "min_detection_prob": 0.0})
     gradio_tmp = folder / "gradio-tmp"
     gradio_tmp.mkdir()
     port = _free_port()
@@ -161,6 +166,9 @@ def test_picture_upload_shows_verdict_and_explanation(page, uploads):
     assert width == 160  # the Grad-CAM overlay of the face, at the checkpoint's image size
     expect(page.locator("#image-annotated img")).to_be_visible()
     expect(page.locator("#image-details")).to_contain_text("1 face(s) found")
+    expect(page.locator("#image-details")).to_contain_text("UNCERTAIN")  # inside the checkpoint's band
+    expect(page.locator("#image-details")).to_contain_text("Warning:")
+    expect(page.locator("#image-details")).to_contain_text("compared with the training faces")
 
 
 def test_video_upload_shows_verdict_timeline_and_screenshot(page, uploads, workspace):

@@ -283,3 +283,60 @@ def test_a_video_damaged_part_way_is_judged_on_the_frames_before(predictor, inpu
     result = predictor.predict_video(inputs["face_clip"], n_frames=6, explain=False)
     assert len(result.frame_indices) == 3
     assert any(f"damaged after frame {result.frame_indices[-1]}" in note for note in result.notes), result.notes
+
+
+# ---------------------------------------------------------------------------- unsure verdicts and unusual input
+
+
+def _calibrated(predictor, **options):
+    """The same model and detector, with notebook 09's extras (band, input reference, temperature)."""
+    return inference.Predictor(predictor.model, predictor.metadata, device="cpu", detector=predictor.detector,
+                               **options)
+
+
+def test_a_score_inside_the_band_is_uncertain_and_the_demo_says_so(predictor, inputs):
+    from helpers import demo_app
+
+    plain = predictor.predict_image(inputs["photo"], explain=False)
+    assert plain.verdict == plain.label and plain.warnings == [] and plain.summary()["verdict"] == plain.label
+    around = {"low": plain.prob_fake - 0.01, "high": plain.prob_fake + 0.01, "half_width": 0.01, "threshold": 0.5}
+    unsure = _calibrated(predictor, band=around).predict_image(inputs["photo"], explain=False)
+    assert unsure.verdict == "UNCERTAIN" and unsure.label in ("REAL", "FAKE")  # the binary label stays
+    assert unsure.summary()["verdict"] == "UNCERTAIN" and unsure.faces[0].verdict == "UNCERTAIN"
+    elsewhere = {**around, "low": plain.prob_fake + 0.1, "high": plain.prob_fake + 0.2}
+    assert _calibrated(predictor, band=elsewhere).predict_image(inputs["photo"], explain=False).verdict == plain.label
+    details = demo_app._details(unsure, "image")
+    assert details.startswith("**UNCERTAIN**") and "uncertain band" in details
+
+
+def test_a_face_much_smaller_than_in_training_gets_a_warning(predictor, inputs):
+    from helpers import demo_app
+
+    plain = predictor.predict_image(inputs["photo"], explain=False)
+    size = max(plain.faces[0].box[2] - plain.faces[0].box[0], plain.faces[0].box[3] - plain.faces[0].box[1])
+    large_training_faces = {"median_face_size": 4 * size, "min_face_size": 2 * size, "min_detection_prob": 0.5}
+    like_training = {"median_face_size": size, "min_face_size": size / 2, "min_detection_prob": 0.5}
+    warned = _calibrated(predictor, input_reference=large_training_faces).predict_image(inputs["photo"], explain=False)
+    assert len(warned.warnings) == 1 and "small" in warned.warnings[0] and warned.summary()["warnings"] == warned.warnings
+    assert "**Warning:**" in demo_app._details(warned, "image")
+    assert _calibrated(predictor, input_reference=like_training).predict_image(inputs["photo"], explain=False).warnings == []
+    video = _calibrated(predictor, input_reference=large_training_faces).predict_video(inputs["face_clip"], n_frames=3,
+                                                                                      explain=False)
+    assert len(video.warnings) == 1 and "small" in video.warnings[0]
+
+
+def test_the_checkpoint_can_carry_band_reference_and_temperature(tmp_path, checkpoint, predictor, inputs):
+    from helpers import calibration, models_torch
+
+    model, _ = models_torch.load_checkpoint(checkpoint)
+    band = {"low": 0.4, "high": 0.6, "half_width": 0.1, "threshold": 0.5}
+    path = models_torch.save_checkpoint(model, tmp_path / "calibrated.pth", epoch=1, image_size=160, temperature=2.0,
+                                        uncertain_band=band, input_reference={"median_face_size": 10.0,
+                                                                              "min_face_size": 5.0,
+                                                                              "min_detection_prob": 0.5})
+    loaded = inference.load_predictor(path, device="cpu")
+    assert loaded.temperature == 2.0 and loaded.band == band and loaded.input_reference["min_face_size"] == 5.0
+    crop = predictor.predict_image(inputs["photo"], explain=False).faces[0].crop
+    raw, softened = predictor.score_faces([crop])[0], loaded.score_faces([crop])[0]
+    assert softened == pytest.approx(calibration.apply_temperature([raw], 2.0)[0], abs=1e-5)
+    assert abs(softened - 0.5) <= abs(raw - 0.5)

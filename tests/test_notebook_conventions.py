@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = course.course_notebooks()
 EXPECTED = ["00_setup", "01_data", "02_faces", "03_keras_resnet_lstm", "04_inception_resnet",
             "05_model_comparison", "06_tta_gradcam", "07_demo"]
-TRAINING = {"03_keras_resnet_lstm", "04_inception_resnet", "05_model_comparison"}
+TRAINING = {"03_keras_resnet_lstm", "04_inception_resnet", "05_model_comparison", "09_generalisation"}
 
 
 def test_the_course_has_its_numbered_notebooks():

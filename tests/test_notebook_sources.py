@@ -30,6 +30,7 @@ REQUIRED["03_keras_resnet_lstm"] = {f"helpers.models_keras.{name}" for name in (
     "build_sequence_head", "build_resnet_lstm", "compile_model", "training_callbacks", "fit")}
 REQUIRED["04_inception_resnet"] = {"helpers.models_torch.build_inception_classifier",
                                    "helpers.training_torch.train_one_epoch"}
+REQUIRED["09_generalisation"] = {"helpers.sbi.self_blend"}
 
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:

@@ -30,6 +30,24 @@ Import the module you need, e.g. ``from helpers import config``; nothing heavy
 """
 __version__ = "0.1.0"
 
+# The package's stages, earliest first. A module may import modules of its own
+# stage or of an earlier one, never of a later one, and no imports may go round
+# in a circle (tests/test_layering.py reads every import and checks both).
+STAGES = (
+    ("config", "safe_io", "reproducibility", "gpu", "results"),      # foundations
+    ("environment", "cache"),                                         # where the course runs, downloads
+    ("video_frames", "sample_data", "data_sources"),                  # videos, labels and splits
+    ("faces",),                                                       # face detection, crops, manifest
+    ("datasets_torch", "datasets_keras"),                             # loaders over the crops
+    ("models_torch", "models_compare", "models_keras"),               # the networks and their checkpoints
+    ("training_torch",),                                              # training loops
+    ("evaluation",),                                                  # metrics, video rules, scoring
+    ("explain",),                                                     # Grad-CAM, TTA, alignment
+    ("plots",),                                                       # figures
+    ("inference",),                                                   # the one prediction function
+    ("demo_app", "distributed", "course"),                            # apps and runners built on all of it
+)
+
 
 def _load_triton_before_tensorflow() -> None:
     """Import Triton (PyTorch's GPU compiler) now, before anything can import TensorFlow.

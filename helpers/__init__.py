@@ -34,7 +34,7 @@ __version__ = "0.1.0"
 # stage or of an earlier one, never of a later one, and no imports may go round
 # in a circle (tests/test_layering.py reads every import and checks both).
 STAGES = (
-    ("config", "safe_io", "reproducibility", "gpu", "results"),      # foundations
+    ("config", "safe_io", "reproducibility", "gpu", "results", "geometry"),  # foundations
     ("environment", "cache"),                                         # where the course runs, downloads
     ("video_frames", "sample_data", "data_sources"),                  # videos, labels and splits
     ("faces",),                                                       # face detection, crops, manifest

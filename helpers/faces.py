@@ -64,7 +64,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config
+from . import config, geometry
 
 # ----------------------------------------------------------------------------------------------
 # Settings
@@ -92,8 +92,8 @@ RUN_DEFAULTS = {"batch_size": None, "device": "auto", "backend": "pyav", "progre
 AUTO_BATCH = {"cpu": 8, "cuda": 32}
 
 MANIFEST_NAME = "manifest.parquet"
-LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
-LANDMARK_COLUMNS = [f"lm_{axis}{k}" for k in range(5) for axis in ("x", "y")]
+#: x, y of each of MTCNN's five landmarks, in the order of ``geometry.LANDMARK_NAMES``.
+LANDMARK_COLUMNS = [f"lm_{axis}{k}" for k in range(len(geometry.LANDMARK_NAMES)) for axis in ("x", "y")]
 MANIFEST_COLUMNS = (["video", "frame_index", "crop_path", "x1", "y1", "x2", "y2", "prob"] + LANDMARK_COLUMNS
                     + ["label", "target", "split", "original", "status", "reason", "found_by", "second_look"])
 #: Why a row has no crop (``status``): every sampled frame and every video is accounted for.

@@ -58,7 +58,7 @@ import cv2
 import numpy as np
 
 from . import config
-from .explain import apply_transform, similarity_transform
+from .geometry import apply_transform, similarity_transform
 
 # ----------------------------------------------------------------------------
 # Settings per profile

@@ -1,4 +1,4 @@
-"""Unit tests for helpers/explain.py: Grad-CAM, overlays, TTA, landmark alignment."""
+"""Unit tests for helpers/explain.py: Grad-CAM, overlays, TTA, region shares of aligned maps."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from helpers import explain  # noqa: E402
+from helpers import explain, geometry  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -293,62 +293,8 @@ def test_outcome_groups_sort_mistakes_and_spread_right_answers():
         explain.outcome_groups([0, 1], [0.5])
 
 
-def _rotation(angle):
-    c, s = np.cos(angle), np.sin(angle)
-    return np.array([[c, -s], [s, c]])
-
-
-def test_similarity_transform_recovers_a_known_transform():
-    template = explain.TEMPLATE_5PTS * 100
-    true = np.zeros((2, 3))
-    true[:, :2] = 1.7 * _rotation(0.3)
-    true[:, 2] = [12.0, -5.0]
-    moved = explain.apply_transform(true, template)
-    estimate = explain.similarity_transform(moved, template)
-    np.testing.assert_allclose(explain.apply_transform(estimate, moved), template, atol=1e-9)
-    np.testing.assert_allclose(explain.apply_transform(explain.similarity_transform(template, moved), template),
-                               moved, atol=1e-9)
-
-
-def test_similarity_transform_has_no_reflection_and_rejects_bad_points():
-    points = explain.TEMPLATE_5PTS * 50
-    mirrored = points * [-1, 1]
-    matrix = explain.similarity_transform(points, mirrored)
-    assert np.linalg.det(matrix[:, :2]) > 0
-    with pytest.raises(ValueError):
-        explain.similarity_transform(np.full((5, 2), np.nan), points)
-    with pytest.raises(ValueError):
-        explain.similarity_transform(np.ones((5, 2)), points)
-
-
-def test_align_to_template_puts_landmarks_on_the_template():
-    import cv2
-
-    size = 112
-    crop = np.zeros((160, 160), np.float32)
-    # landmarks of a face rotated by 10 degrees, scaled and shifted inside a 160 px crop
-    landmarks = explain.TEMPLATE_5PTS * 120 @ _rotation(np.deg2rad(10)).T + [25, 10]
-    for x, y in landmarks:
-        cv2.circle(crop, (int(round(x)), int(round(y))), 3, 1.0, -1)
-    aligned, valid = explain.align_to_template(crop, landmarks, size=size)
-    assert aligned.shape == (size, size) and valid.shape == (size, size)
-    for x, y in explain.TEMPLATE_5PTS * size:
-        assert aligned[int(y), int(x)] > 0.5, "each landmark's dot must land on its template position"
-    assert aligned.sum() < 0.1 * size * size
-    assert set(np.unique(valid)) <= {0.0, 1.0} and valid.mean() > 0.5
-
-
-def test_region_masks_are_disjoint_and_cover_the_canvas():
-    masks = explain.region_masks(112)
-    stacked = np.stack(list(masks.values())).astype(int)
-    assert (stacked.sum(axis=0) == 1).all()
-    for x, y in explain.TEMPLATE_5PTS[:2] * 112:
-        assert masks["eyes"][int(y), int(x)]
-    assert masks["nose"][int(explain.TEMPLATE_5PTS[2, 1] * 112), int(explain.TEMPLATE_5PTS[2, 0] * 112)]
-
-
 def test_region_shares_and_sentence_follow_the_numbers():
-    masks = explain.region_masks(112)
+    masks = geometry.region_masks(112)
     on_eyes = masks["eyes"].astype(np.float32)
     shares = explain.region_shares(on_eyes)
     assert shares["eyes"]["activation_share"] == pytest.approx(1.0)
@@ -371,7 +317,7 @@ def test_region_shares_and_sentence_follow_the_numbers():
 
 
 def test_average_aligned_of_identical_faces_is_that_face():
-    landmarks = explain.TEMPLATE_5PTS * 112
+    landmarks = geometry.TEMPLATE_5PTS * 112
     cam = np.random.default_rng(3).random((112, 112)).astype(np.float32)
     mean, coverage = explain.average_aligned(np.stack([cam, cam]), np.stack([landmarks, landmarks]), size=112)
     np.testing.assert_allclose(mean, cam, atol=1e-4)

@@ -20,7 +20,6 @@ PACKAGE_DIR = Path(helpers.__file__).resolve().parent
 KNOWN_VIOLATIONS = frozenset({
     "backwards: cache (stage 1) imports data_sources (stage 2)",
     "backwards: models_keras (stage 5) imports evaluation (stage 7)",
-    "backwards: sample_data (stage 2) imports explain (stage 8)",
     "backwards: training_torch (stage 6) imports evaluation (stage 7)",
     "cycle: cache <-> data_sources <-> environment <-> sample_data",
     "cycle: models_compare <-> models_torch",

@@ -36,7 +36,7 @@ __version__ = "0.1.0"
 STAGES = (
     ("config", "safe_io", "reproducibility", "gpu", "results", "geometry"),  # foundations
     ("environment", "cache"),                                         # where the course runs, downloads
-    ("video_frames", "sample_data", "data_sources"),                  # videos, labels and splits
+    ("metadata", "video_frames", "sample_data", "data_sources"),      # videos, labels and splits
     ("faces",),                                                       # face detection, crops, manifest
     ("datasets_torch", "datasets_keras"),                             # loaders over the crops
     ("models_torch", "models_compare", "models_keras"),               # the networks and their checkpoints

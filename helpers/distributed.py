@@ -833,7 +833,7 @@ def fresh_view(dataset_dir, tag: str, limit: int | None = None) -> Path:
     ``limit``: list only that many videos, spread evenly over the name-sorted list
     (a smaller set to time; None: all of them).
     """
-    from . import data_sources
+    from . import data_sources, metadata
 
     name = Path(dataset_dir).resolve().name
     view = config.data_dir() / "scale_out" / "views" / (f"{name}-{tag}" if limit is None else f"{name}-{limit}-{tag}")
@@ -842,7 +842,7 @@ def fresh_view(dataset_dir, tag: str, limit: int | None = None) -> Path:
         table = table.iloc[np.unique(np.linspace(0, len(table) - 1, int(limit)).round().astype(int))]
     entries = {r["name"]: {"label": r["label"], "split": r["split"], "original": r["original"], "file": r["path"]}
                for r in table.to_dict("records")}
-    data_sources.write_metadata(view / "metadata.json", entries)
+    metadata.write_metadata(view / "metadata.json", entries)
     return view
 
 

@@ -57,7 +57,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import config
+from . import config, metadata
 from .geometry import apply_transform, similarity_transform
 
 # ----------------------------------------------------------------------------
@@ -95,7 +95,7 @@ METHOD_REGIONS = {"identity-swap": "face", "self-blend": "face", "mouth": "mouth
 # "medium" starts at 0.75: from 0.45, Meso-4 reached a test video AUC of 0.66 (n = 42), from 0.65
 # 0.72, with the custom CNN at 0.61 both times (5 epochs, standard sample, 2026-12-01).
 STRENGTH_RANGES = {"medium": (0.75, 1.0), "hard": (0.1, 0.65)}
-DEFAULT_SEED = 42
+DEFAULT_SEED = metadata.DEFAULT_SEED
 GENERATOR_VERSION = 4  # bump when the generator's output changes, so cached samples are remade
 
 PORTRAIT_CREDIT = ("Grace Hopper, official U.S. Navy photograph (public domain), "
@@ -1333,7 +1333,7 @@ def generate_sample(out_dir, profile: str = "standard", progress: bool = True, *
     ``fractions`` (train, val, test shares of the split).
 
     Writes the videos, ``metadata.json`` (``{"name.mp4": {"label", "split",
-    "original"}}``, fakes also ``method`` and ``difficulty``; splits from :func:`helpers.data_sources.assign_splits`,
+    "original"}}``, fakes also ``method`` and ``difficulty``; splits from :func:`helpers.metadata.assign_splits`,
     one identity's clips and every fake with its original in the same split),
     ``generation.json`` (settings, the photos and their licences, per-video details
     -- nuisances, method, the box of the changed region per frame -- and timings) and
@@ -1341,8 +1341,6 @@ def generate_sample(out_dir, profile: str = "standard", progress: bool = True, *
     temporary name and renamed when complete, so an interrupted run leaves no
     half-made dataset behind.
     """
-    from .data_sources import assign_splits, write_metadata  # the data layer owns the metadata format
-
     settings = sample_settings(profile, **overrides)
     out_dir = Path(out_dir)
     work = out_dir.with_name(out_dir.name + ".partial")
@@ -1367,11 +1365,11 @@ def generate_sample(out_dir, profile: str = "standard", progress: bool = True, *
     for v in videos:
         if v["label"] == "FAKE":
             entries[v["name"]].update(method=v["method"], difficulty=v["difficulty"])
-    splits = assign_splits(entries, fractions=settings["fractions"], seed=settings["seed"],
+    splits = metadata.assign_splits(entries, fractions=settings["fractions"], seed=settings["seed"],
                            groups={v["name"]: v["group"] for v in videos})
     for name in entries:
         entries[name]["split"] = splits[name]
-    write_metadata(work / "metadata.json", entries)
+    metadata.write_metadata(work / "metadata.json", entries)
     video_info = {}
     for name, d in details.items():
         video_info[name] = {"width": d["width"], "height": d["height"], "fps": float(d["fps"]),

@@ -21,7 +21,7 @@ KNOWN_VIOLATIONS = frozenset({
     "backwards: cache (stage 1) imports data_sources (stage 2)",
     "backwards: models_keras (stage 5) imports evaluation (stage 7)",
     "backwards: training_torch (stage 6) imports evaluation (stage 7)",
-    "cycle: cache <-> data_sources <-> environment <-> sample_data",
+    "cycle: cache <-> data_sources <-> environment",
     "cycle: models_compare <-> models_torch",
 })
 

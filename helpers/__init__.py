@@ -40,6 +40,7 @@ STAGES = (
     ("faces",),                                                       # face detection, crops, manifest
     ("datasets_torch", "datasets_keras"),                             # loaders over the crops
     ("models_torch", "models_compare", "models_keras"),               # the networks and their checkpoints
+    ("model_registry",),                                              # every PyTorch classifier by name
     ("training_torch",),                                              # training loops
     ("evaluation",),                                                  # metrics, video rules, scoring
     ("explain",),                                                     # Grad-CAM, TTA, alignment

@@ -41,23 +41,20 @@ from . import geometry
 def default_target_layer(model):
     """The layer Grad-CAM reads by default.
 
-    For facenet-pytorch's InceptionResnetV1 (also when it is wrapped in another
-    module) this is ``block8.branch1[-1]``, the last convolution block of the
-    network's final Inception-ResNet block, as in the report. For any other
-    network: the layer ``models_compare.gradcam_layer`` names for the
-    comparison models (custom CNN, MesoNet, DenseNet121), else the last
-    ``Conv2d`` module.
+    For the course's models, the layer ``model_registry.gradcam_layer`` names:
+    for facenet-pytorch's InceptionResnetV1 (also when it is wrapped in another
+    module) ``block8.branch1[-1]``, the last convolution block of the network's
+    final Inception-ResNet block, as in the report; for the comparison models
+    (custom CNN, MesoNet, DenseNet121) their last convolutional stage. For any
+    other network: the last ``Conv2d`` module.
     """
     import torch.nn as nn
 
-    for name, module in model.named_modules():
-        if name == "block8.branch1" or name.endswith(".block8.branch1"):
-            return module[-1]
-    try:
-        from .models_compare import gradcam_layer
+    from . import model_registry
 
-        return gradcam_layer(model)
-    except (ImportError, TypeError):
+    try:
+        return model_registry.gradcam_layer(model)
+    except TypeError:
         pass
     last_conv = None
     for module in model.modules():

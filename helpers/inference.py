@@ -696,7 +696,7 @@ def load_predictor(checkpoint=None, device: str = "auto", **options) -> Predicto
     (models_torch.default_checkpoint()); without one, NoCheckpointError says
     how to make one. ``options`` go to :class:`Predictor` (threshold, rule, detector).
     """
-    from . import gpu, models_torch
+    from . import gpu, model_registry, models_torch
 
     if checkpoint is None:
         checkpoint = models_torch.default_checkpoint()
@@ -708,7 +708,7 @@ def load_predictor(checkpoint=None, device: str = "auto", **options) -> Predicto
     if path.is_dir():
         raise models_torch.CheckpointError(models_torch.folder_message(path))
     resolved = gpu.torch_device(device)
-    model, metadata = models_torch.load_checkpoint(path, device=resolved)
+    model, metadata = model_registry.load_checkpoint(path, device=resolved)
     check_video_rule(metadata, path)
     return Predictor(model, metadata, device=resolved, checkpoint=path, **options)
 

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from helpers import data_sources as ds
-from helpers import inference, models_torch, safe_io
+from helpers import inference, model_registry, models_torch, safe_io
 from helpers.sample_data import portrait_path, write_video
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -469,7 +469,7 @@ CHECKPOINT_TODO = ("retrain with notebooks/04_inception_resnet.ipynb", "Pass one
                    "Delete this file")
 
 
-def load_must_fail(path: Path, loader=models_torch.load_checkpoint, error_type=models_torch.CheckpointError) -> str:
+def load_must_fail(path: Path, loader=model_registry.load_checkpoint, error_type=models_torch.CheckpointError) -> str:
     before = snapshot(path.parent)
     with pytest.raises(error_type) as caught:
         loader(path)

@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from helpers import explain, geometry  # noqa: E402
+from helpers import explain, geometry, model_registry  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_default_target_layer_falls_back_to_last_conv():
 def test_default_target_layer_of_the_comparison_models():
     models_compare = pytest.importorskip("helpers.models_compare")
     torch.manual_seed(0)
-    meso = models_compare.build_compare_model("meso4", image_size=64).eval()
+    meso = model_registry.build_model("meso4", image_size=64).eval()
     assert explain.default_target_layer(meso) is models_compare.gradcam_layer(meso)
     cams = explain.gradcam_torch(meso, torch.rand(2, 3, 64, 64))
     assert cams.shape == (2, 64, 64) and cams.min() >= 0 and cams.max() <= 1

@@ -198,9 +198,9 @@ def test_no_checkpoint_says_how_to_make_one(tmp_path, monkeypatch):
 
 
 def test_predictor_follows_checkpoint_metadata(tmp_path, checkpoint):
-    from helpers import models_torch
+    from helpers import model_registry, models_torch
 
-    model, _ = models_torch.load_checkpoint(checkpoint)
+    model, _ = model_registry.load_checkpoint(checkpoint)
     path = models_torch.save_checkpoint(model, tmp_path / "tuned.pth", epoch=3, image_size=128,
                                         threshold=0.7, video_rule="mean")
     predictor = inference.load_predictor(path, device="cpu")

@@ -148,10 +148,10 @@ def test_the_command_line_measures_the_detector_keras_and_the_demo(tmp_path):
 
 
 def test_gradcam_batch_holds_more_than_an_inference_batch_and_tta_runs_every_transform():
-    from helpers import explain, models_compare
+    from helpers import explain, model_registry
 
     torch.manual_seed(0)
-    model = models_compare.build_compare_model("custom_cnn", pretrained=False, image_size=32, device="cpu").eval()
+    model = model_registry.build_model("custom_cnn", pretrained=False, image_size=32, device="cpu").eval()
     inference = memory_estimate.measure_inference(model, 4, 32)
     cam = memory_estimate.measure_gradcam(model, 4, 32)
     tta = memory_estimate.measure_tta(model, 4, 32, list(explain.DEFAULT_TTA))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import fake_crops
-from helpers import datasets_torch, evaluation, models_torch, training_torch
+from helpers import datasets_torch, evaluation, model_registry, models_torch, training_torch
 from test_datasets_torch import make_fake_manifest
 
 
@@ -40,7 +40,7 @@ def test_training_lowers_the_loss_and_saves_the_best_checkpoint(manifest, tmp_pa
     saved = sorted(p.name for p in tmp_path.glob("*.pth"))
     assert saved == [f"resnetinceptionv1_epoch_{best}.pth"]  # only the best one is kept
     # The model ends with the best epoch's weights, identical to the checkpoint.
-    reloaded, metadata = models_torch.load_checkpoint(history["best_checkpoint"], model=small_cnn(seed=1))
+    reloaded, metadata = model_registry.load_checkpoint(history["best_checkpoint"], model=small_cnn(seed=1))
     assert metadata["epoch"] == best and metadata["image_size"] == 32
     x = next(iter(val_loader))[0]
     with torch.no_grad():

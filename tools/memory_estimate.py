@@ -471,15 +471,12 @@ class _Models:
 
     def get(self, name: str, image_size: int, device="cpu"):
         """The model ``name`` for faces of ``image_size`` px, its weights on ``device`` ("meta": sizes only)."""
-        from helpers import models_compare, models_torch
+        from helpers import model_registry
 
         key = (name, image_size if name in ("meso4", "mesoinception4") else None, str(device))
         if key not in self._built:
             torch.manual_seed(0)
-            if name == "inception_resnet_v1":
-                model = models_torch.build_inception_classifier(pretrained=False, freeze="none")
-            else:
-                model = models_compare.build_compare_model(name, pretrained=False, image_size=image_size)
+            model = model_registry.build_model(name, pretrained=False, image_size=image_size)
             self._built[key] = model.to(device)
         return self._built[key]
 

@@ -173,6 +173,9 @@ def test_fit_keeps_the_best_checkpoint_and_stops_early(tmp_path):
     assert out["epochs_run"] == 3 and out["stopped_early"] and out["best_epoch"] == 1
     assert out["clean_loss_after"] == out["clean_loss_before"]  # nothing moved: the learning check's loss test fails
     assert models_keras.clean_log_loss(frozen, clean) == out["clean_loss_before"]
+    from helpers import evaluation  # the same log loss as the course's metrics report
+    assert out["clean_loss_before"] == pytest.approx(
+        evaluation.binary_metrics(labels, models_keras.predict_probs(frozen, clean))["log_loss"], rel=1e-5)
     with pytest.raises(ValueError, match="weights.h5"):
         models_keras.fit(frozen, train, val, epochs=1, checkpoint_path=tmp_path / "x.h5")
 

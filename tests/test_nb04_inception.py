@@ -67,7 +67,7 @@ def test_test_metrics_at_frame_and_video_level_come_from_the_recorded_scores(res
     _check_interval(test["frame"], "frame", result["n_faces"]["test"])
     _check_interval(test["video"], "video", result["n_videos"]["test"])
     assert test["frame"]["n_videos"] == result["n_videos"]["test"]
-    recomputed = training_torch.frame_and_video_metrics(frames, rule=result["video_rule"])
+    recomputed = evaluation.frame_and_video_metrics(frames, rule=result["video_rule"])
     for level in ("frame", "video"):
         for key in ("accuracy", "roc_auc", "log_loss", "accuracy_ci", "roc_auc_ci"):
             assert test[level][key] == pytest.approx(recomputed[level][key]), (level, key)

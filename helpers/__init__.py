@@ -35,8 +35,9 @@ __version__ = "0.1.0"
 # in a circle (tests/test_layering.py reads every import and checks both).
 STAGES = (
     ("config", "safe_io", "reproducibility", "gpu", "results", "geometry"),  # foundations
-    ("environment", "cache"),                                         # where the course runs, downloads
-    ("metadata", "video_frames", "sample_data", "data_sources"),      # videos, labels and splits
+    ("metadata",),                                                    # the one dataset format, splits
+    ("kaggle_data", "environment", "cache"),                          # where the course runs, downloads
+    ("video_frames", "sample_data", "data_sources"),                  # the videos of each source
     ("faces",),                                                       # face detection, crops, manifest
     ("datasets_torch", "datasets_keras"),                             # loaders over the crops
     ("models_torch", "models_compare", "models_keras"),               # the networks and their checkpoints

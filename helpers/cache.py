@@ -412,7 +412,7 @@ def prefetch(root, downloads=WEIGHTS, fetch: Callable[[str, Path], Path] = downl
     manifest is rewritten after every file, so an interrupted run keeps what
     it finished.
     """
-    from . import data_sources
+    from . import kaggle_data
 
     root = Path(root).expanduser()
     root.mkdir(parents=True, exist_ok=True)
@@ -439,7 +439,7 @@ def prefetch(root, downloads=WEIGHTS, fetch: Callable[[str, Path], Path] = downl
         manifest["files"][download.key] = manifest_entry(download, got)
         _remember(got, manifest["files"][download.key]["sha256"], stamps)
         write_manifest(root, manifest)
-    credentials = data_sources.find_kaggle_credentials()
+    credentials = kaggle_data.find_kaggle_credentials()
     if dfdc is None:
         dfdc = credentials is not None
         if not dfdc:
@@ -448,10 +448,10 @@ def prefetch(root, downloads=WEIGHTS, fetch: Callable[[str, Path], Path] = downl
     if dfdc:
         archive_download = find_download("dfdc_train_sample")
         folder = (root / archive_download.cache_path).parent
-        archive = data_sources.fetch_kaggle_archive(folder, downloader=kaggle_downloader)
+        archive = kaggle_data.fetch_kaggle_archive(folder, downloader=kaggle_downloader)
         if archive_download.key not in good:
             entry = manifest_entry(archive_download, archive,
-                                   source=f"kaggle competition {data_sources.KAGGLE_COMPETITION}")
+                                   source=f"kaggle competition {kaggle_data.KAGGLE_COMPETITION}")
             manifest["files"][archive_download.key] = entry
             _remember(archive, entry["sha256"], stamps)
             write_manifest(root, manifest)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from helpers import data_sources as ds
-from helpers import metadata
+from helpers import kaggle_data, metadata
 from helpers.sample_data import write_video
 
 
@@ -313,36 +313,36 @@ def no_credentials(tmp_path, monkeypatch):
 
 def test_credential_detection(no_credentials, monkeypatch):
     home = no_credentials
-    assert ds.find_kaggle_credentials() is None
-    assert ds.find_kaggle_credentials({"KAGGLE_API_TOKEN": "abc"}, home) == "the KAGGLE_API_TOKEN environment variable"
-    assert "KAGGLE_KEY" in ds.find_kaggle_credentials({"KAGGLE_USERNAME": "u", "KAGGLE_KEY": "k"}, home)
-    assert ds.find_kaggle_credentials({"KAGGLE_USERNAME": "u"}, home) is None
+    assert kaggle_data.find_kaggle_credentials() is None
+    assert kaggle_data.find_kaggle_credentials({"KAGGLE_API_TOKEN": "abc"}, home) == "the KAGGLE_API_TOKEN environment variable"
+    assert "KAGGLE_KEY" in kaggle_data.find_kaggle_credentials({"KAGGLE_USERNAME": "u", "KAGGLE_KEY": "k"}, home)
+    assert kaggle_data.find_kaggle_credentials({"KAGGLE_USERNAME": "u"}, home) is None
     kaggle_dir = home / ".kaggle"
     kaggle_dir.mkdir()
     (kaggle_dir / "kaggle.json").write_text("{\"username\": \"u\"}")  # incomplete: not credentials
-    assert ds.find_kaggle_credentials({}, home) is None
+    assert kaggle_data.find_kaggle_credentials({}, home) is None
     (kaggle_dir / "kaggle.json").write_text(json.dumps({"username": "u", "key": "k"}))
-    assert ds.find_kaggle_credentials({}, home).endswith("kaggle.json")
+    assert kaggle_data.find_kaggle_credentials({}, home).endswith("kaggle.json")
     (kaggle_dir / "kaggle.json").unlink()
     (kaggle_dir / "credentials.json").write_text("{\"refresh_token\": \"x\"}")
-    assert "kaggle auth login" in ds.find_kaggle_credentials({}, home)
+    assert "kaggle auth login" in kaggle_data.find_kaggle_credentials({}, home)
     (kaggle_dir / "access_token").write_text("token")
-    assert ds.find_kaggle_credentials({}, home).endswith("access_token")
+    assert kaggle_data.find_kaggle_credentials({}, home).endswith("access_token")
     other = home / "elsewhere"
     other.mkdir()
     (other / "kaggle.json").write_text(json.dumps({"username": "u", "key": "k"}))
-    assert ds.find_kaggle_credentials({"KAGGLE_CONFIG_DIR": str(other)}, home.parent / "nobody") == \
+    assert kaggle_data.find_kaggle_credentials({"KAGGLE_CONFIG_DIR": str(other)}, home.parent / "nobody") == \
         str(other / "kaggle.json")
 
 
 def test_kaggle_without_credentials_says_what_to_do(no_credentials, data_dir):
     imported_before = "kaggle" in sys.modules
     calls = []
-    with pytest.raises(ds.KaggleSetupError) as caught:
+    with pytest.raises(kaggle_data.KaggleSetupError) as caught:
         ds.prepare_dataset("kaggle", "smoke", downloader=lambda partial: calls.append(partial))
     message = str(caught.value)
     for needle in ("kaggle auth login", "KAGGLE_API_TOKEN", "~/.kaggle/access_token", "kaggle.json",
-                   ds.KAGGLE_RULES_URL, "DATA_SOURCE = \"sample\""):
+                   kaggle_data.KAGGLE_RULES_URL, "DATA_SOURCE = \"sample\""):
         assert needle in message, needle
     assert calls == []
     assert ("kaggle" in sys.modules) == imported_before  # the client was not imported (no banner)
@@ -361,11 +361,11 @@ def test_kaggle_refusals_are_explained(no_credentials, data_dir, monkeypatch, st
     def refuse(partial):
         raise FakeHTTPError(status)
 
-    with pytest.raises(ds.KaggleSetupError, match=str(status)) as caught:
+    with pytest.raises(kaggle_data.KaggleSetupError, match=str(status)) as caught:
         ds.prepare_dataset("kaggle", "smoke", downloader=refuse)
     assert needle in str(caught.value)
     if status == 403:
-        assert ds.KAGGLE_RULES_URL in str(caught.value)
+        assert kaggle_data.KAGGLE_RULES_URL in str(caught.value)
 
 
 def kaggle_archive(path: Path, tmp: Path) -> Path:
@@ -389,18 +389,18 @@ def test_kaggle_download_is_resumable_and_done_once(no_credentials, data_dir, mo
 
     def interrupted(partial):
         calls.append("interrupted")
-        (partial / ds.KAGGLE_ARCHIVE).write_bytes(source.read_bytes()[:1000])  # half a file
+        (partial / kaggle_data.KAGGLE_ARCHIVE).write_bytes(source.read_bytes()[:1000])  # half a file
         raise ConnectionError("connection reset")
 
     with pytest.raises(ds.DatasetError, match="resumes or restarts"):
         ds.prepare_dataset("kaggle", "smoke", downloader=interrupted)
-    final = data_dir / "kaggle" / "download" / ds.KAGGLE_ARCHIVE
+    final = data_dir / "kaggle" / "download" / kaggle_data.KAGGLE_ARCHIVE
     assert not final.exists() and not (data_dir / "kaggle" / "train_sample_videos").exists()
 
     def truncated(partial):
         calls.append("truncated")
-        (partial / ds.KAGGLE_ARCHIVE).write_bytes(source.read_bytes()[:-200])
-        return partial / ds.KAGGLE_ARCHIVE
+        (partial / kaggle_data.KAGGLE_ARCHIVE).write_bytes(source.read_bytes()[:-200])
+        return partial / kaggle_data.KAGGLE_ARCHIVE
 
     with pytest.raises(ds.DatasetError, match="incomplete or corrupt"):
         ds.prepare_dataset("kaggle", "smoke", downloader=truncated)
@@ -408,7 +408,7 @@ def test_kaggle_download_is_resumable_and_done_once(no_credentials, data_dir, mo
 
     def complete(partial):
         calls.append("complete")
-        target = partial / ds.KAGGLE_ARCHIVE
+        target = partial / kaggle_data.KAGGLE_ARCHIVE
         target.write_bytes(source.read_bytes())
         return target
 
@@ -435,7 +435,7 @@ def test_kaggle_unsafe_archive_is_not_extracted(no_credentials, data_dir, monkey
         zf.writestr("train_sample_videos/metadata.json", "{}")
 
     def deliver(partial):
-        target = partial / ds.KAGGLE_ARCHIVE
+        target = partial / kaggle_data.KAGGLE_ARCHIVE
         target.write_bytes(evil.read_bytes())
         return target
 

@@ -17,10 +17,7 @@ PACKAGE_DIR = Path(helpers.__file__).resolve().parent
 
 # Violations that are known and still to be fixed (issue 18). The test fails
 # when a new one appears and when a listed one is gone (then delete its line).
-KNOWN_VIOLATIONS = frozenset({
-    "backwards: cache (stage 1) imports data_sources (stage 2)",
-    "cycle: cache <-> data_sources <-> environment",
-})
+KNOWN_VIOLATIONS: frozenset = frozenset()
 
 
 def imported_modules(tree: ast.AST, package: str = "helpers") -> set[str]:

@@ -43,11 +43,10 @@ import numpy as np
 
 from . import config, environment, safe_io
 from .kaggle_data import KAGGLE_PREFIX, fetch_kaggle_archive
+from .video_frames import VIDEO_EXTENSIONS
 from .metadata import (DEFAULT_FRACTIONS, DEFAULT_SEED, LABELS, SPLITS, DatasetError, assign_splits, dataset_error,
                        parse_metadata, problem_message, read_metadata, read_metadata_json, split_groups,
                        split_warnings, write_metadata)
-
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
 # How many videos of a downloaded / own dataset each profile uses (None = all of them).
 MAX_VIDEOS = {

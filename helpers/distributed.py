@@ -343,7 +343,7 @@ def list_videos(folder) -> list:
     folder is searched for videos; a video under a ``real/`` or ``fake/`` folder gets
     that label, any other (the DFDC test set) ``label=None`` and ``target=-1``.
     """
-    from . import data_sources
+    from . import data_sources, video_frames
 
     folder = Path(folder).expanduser()
     if not folder.is_dir():
@@ -353,14 +353,14 @@ def list_videos(folder) -> list:
         return [{"name": r["name"], "path": r["path"], "label": r["label"], "target": int(r["target"]),
                  "split": r["split"], "original": r["original"]} for r in table.to_dict("records")]
     records = []
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in data_sources.VIDEO_EXTENSIONS
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in video_frames.VIDEO_EXTENSIONS
                        and p.is_file()):
         parts = {part.lower() for part in path.relative_to(folder).parts[:-1]}
         label = "FAKE" if "fake" in parts else "REAL" if "real" in parts else None
         records.append({"name": path.relative_to(folder).as_posix(), "path": str(path.resolve()), "label": label,
                         "target": {"FAKE": 1, "REAL": 0}.get(label, -1), "split": "test", "original": None})
     if not records:
-        raise FileNotFoundError(f"No videos ({', '.join(data_sources.VIDEO_EXTENSIONS)}) in {folder}.")
+        raise FileNotFoundError(f"No videos ({', '.join(video_frames.VIDEO_EXTENSIONS)}) in {folder}.")
     return records
 
 

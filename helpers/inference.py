@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .video_frames import VIDEO_EXTENSIONS  # the same videos as the folder source takes
+
 # Limits on what the demo accepts. They keep one request to a few seconds on a
 # laptop CPU; raise them if your machine is faster.
 MAX_FILE_MB = 100             # uploads larger than this are refused
@@ -54,7 +56,6 @@ DEFAULT_VIDEO_RULE = "confident"  # frame scores -> video score, see helpers.eva
 THRESHOLD = 0.5               # P(fake) at or above this is called FAKE
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 NOTEBOOK_04 = "notebooks/04_inception_resnet.ipynb"
 

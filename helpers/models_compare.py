@@ -301,11 +301,6 @@ def build_compare_model(name: str, pretrained: bool = False, image_size: int = 2
     return model.to(device)
 
 
-def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
-    """Number of (trainable) parameters; BatchNorm running statistics are buffers, not counted."""
-    return int(sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only))
-
-
 def gradcam_layer(model: nn.Module) -> nn.Module:
     """A sensible last convolutional stage for Grad-CAM on the models of this module."""
     if isinstance(model, CustomCNN):

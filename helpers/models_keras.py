@@ -240,8 +240,8 @@ def compile_model(model, learning_rate: float = 1e-3):
     return model
 
 
-def count_params(model) -> dict:
-    """Total, trainable and frozen parameter counts."""
+def count_parameters(model) -> dict:
+    """Trainable, frozen (``non_trainable``) and total weight counts, as ``models_torch.count_parameters``."""
     trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
     frozen = int(sum(int(np.prod(w.shape)) for w in model.non_trainable_weights))
     return {"total": trainable + frozen, "trainable": trainable, "non_trainable": frozen}

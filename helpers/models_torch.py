@@ -140,10 +140,14 @@ def train_mode(model: nn.Module) -> nn.Module:
 
 
 def count_parameters(model: nn.Module) -> dict:
-    """Trainable and total parameter counts."""
+    """Trainable, frozen (``non_trainable``) and total parameter counts of any PyTorch model.
+
+    BatchNorm running statistics are buffers, not parameters: not counted.
+    ``models_keras.count_parameters`` returns the same keys for a Keras model.
+    """
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"trainable": int(trainable), "total": int(total)}
+    return {"trainable": int(trainable), "non_trainable": int(total - trainable), "total": int(total)}
 
 
 # --------------------------------------------------------------------------- checkpoints

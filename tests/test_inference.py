@@ -47,6 +47,15 @@ def inputs(workspace):
 # ---------------------------------------------------------------------------- input checks
 
 
+def test_the_demo_takes_every_video_the_folder_source_takes(tmp_path):
+    from helpers import data_sources, video_frames
+
+    assert inference.VIDEO_EXTENSIONS is data_sources.VIDEO_EXTENSIONS is video_frames.VIDEO_EXTENSIONS
+    clip = tmp_path / "old.mpg"
+    clip.write_bytes(b"\0" * 16)  # the type is decided by the ending; reading it comes later
+    assert inference.check_file(clip) == (clip, "video")
+
+
 def test_unsupported_file_type(tmp_path, predictor):
     notes = tmp_path / "notes.txt"
     notes.write_text("not a picture")

@@ -7,7 +7,7 @@ import urllib.error
 import pytest
 import torch
 
-from helpers import model_registry
+from helpers import model_registry, models_torch
 from helpers import models_compare as mc
 
 
@@ -41,7 +41,7 @@ def test_meso4_has_the_published_27977_parameters_at_256():
                 + _dense(16 * 8 * 8, 16) + _dense(16, 1))  # 256 / (2*2*2*4) = 8
     model = model_registry.build_model("meso4", image_size=256)
     # the paper's figure (Afchar et al. 2018, arXiv:1809.00888) against our layer-by-layer count and the model's
-    assert mc.count_parameters(model) == expected == 27_977
+    assert models_torch.count_parameters(model)["trainable"] == expected == 27_977
     assert model.feature_side == 8
 
 
@@ -78,12 +78,13 @@ def test_mesoinception4_has_28615_parameters_at_256():
                 + _conv(12, 16, 5) + _bn(16) + _conv(16, 16, 5) + _bn(16)
                 + _dense(1024, 16) + _dense(16, 1))
     assert expected == 28_615
-    assert mc.count_parameters(model_registry.build_model("mesoinception4", image_size=256)) == expected
+    model = model_registry.build_model("mesoinception4", image_size=256)
+    assert models_torch.count_parameters(model)["trainable"] == expected
 
 
 def test_densenet121_has_about_7_million_parameters_with_a_one_logit_head():
     model = model_registry.build_model("densenet121", pretrained=False)
-    n = mc.count_parameters(model)
+    n = models_torch.count_parameters(model)["trainable"]
     # torchvision's 7,978,856 minus the 1000-way layer (1024*1000+1000) plus a 1-way one (1024+1)
     assert n == 7_978_856 - 1_025_000 + 1_025
     assert model.net.classifier.out_features == 1
@@ -94,7 +95,7 @@ def test_densenet121_has_about_7_million_parameters_with_a_one_logit_head():
 
 def test_custom_cnn_is_small_and_size_agnostic():
     model = model_registry.build_model("custom_cnn").eval()
-    n = mc.count_parameters(model)
+    n = models_torch.count_parameters(model)["trainable"]
     assert mc.PUBLISHED_PARAMETERS["meso4"] < n < 200_000
     with torch.no_grad():
         assert model(torch.rand(1, 3, 160, 160)).shape == (1, 1)

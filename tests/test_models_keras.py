@@ -54,11 +54,11 @@ def test_backbone_is_frozen_and_only_the_head_trains(parts, frames):
     backbone = next(layer for layer in encoder.layers if isinstance(layer, keras.Model))
     assert backbone.name == "resnet50" and not backbone.trainable
     assert not any(w.trainable for w in backbone.weights)
-    counts = models_keras.count_params(model)
+    counts = models_keras.count_parameters(model)
     lstm = 4 * (UNITS * (2048 + UNITS) + UNITS)
     dense = UNITS * (UNITS + 4) + UNITS + 4 + (UNITS + 4) + 1
-    assert counts["trainable"] == lstm + dense == models_keras.count_params(head)["trainable"]
-    assert counts["non_trainable"] == models_keras.count_params(encoder)["total"] > 23_000_000
+    assert counts["trainable"] == lstm + dense == models_keras.count_parameters(head)["trainable"]
+    assert counts["non_trainable"] == models_keras.count_parameters(encoder)["total"] > 23_000_000
     # frozen BatchNorm uses its stored statistics even in training mode: the encoder is a fixed function
     x = frames[0]
     a = keras.ops.convert_to_numpy(encoder(x, training=True))
@@ -70,7 +70,7 @@ def test_default_head_has_the_reports_widths():
     head = models_keras.build_sequence_head()
     assert head.get_layer("lstm").units == 2048 and head.get_layer("dense").units == 2048
     assert head.input_shape == (None, None, 2048)
-    assert models_keras.count_params(head)["trainable"] == 4 * (2048 * 4096 + 2048) + 2048 * 2048 + 2048 + 2049
+    assert models_keras.count_parameters(head)["trainable"] == 4 * (2048 * 4096 + 2048) + 2048 * 2048 + 2048 + 2049
 
 
 def test_head_on_cached_features_equals_the_end_to_end_model(parts, frames):
@@ -102,7 +102,7 @@ def test_optional_feature_standardization_is_fixed_and_saved(frames, tmp_path):
     plain = models_keras.build_sequence_head(lstm_units=UNITS, dense_units=UNITS)
     layer = head.get_layer(models_keras.STANDARDIZATION_NAME)
     assert head.layers[1] is layer and not layer.trainable_weights
-    assert models_keras.count_params(head)["trainable"] == models_keras.count_params(plain)["trainable"]
+    assert models_keras.count_parameters(head)["trainable"] == models_keras.count_parameters(plain)["trainable"]
     x = train_features[0]
     standardized = keras.ops.convert_to_numpy(layer(x))
     assert np.allclose(standardized, (x - mean) / np.sqrt(variance), atol=1e-3)

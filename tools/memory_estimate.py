@@ -389,7 +389,7 @@ def keras_worker(settings: dict) -> dict:
     out = {"weights_mib": _mib(tensor_bytes(weights)),
            "trainable_weights_mib": _mib(tensor_bytes(v.value for v in model.trainable_weights)),
            "optimizer_state_mib": _mib(tensor_bytes(optimizer_tensors)), "input_mib": _mib(tensor_bytes([x, y])),
-           "parameters": models_keras.count_params(model)}
+           "parameters": models_keras.count_parameters(model)}
 
     def measured(call, registered, kind, extra_bytes=0, **info):
         meter = LiveTensorMeter()

@@ -57,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config
+from . import config, safe_io
 
 #: Environment variable that names a Ray cluster to connect to (Ray's own convention).
 ADDRESS_VARIABLE = "RAY_ADDRESS"
@@ -689,9 +689,9 @@ class FaceScoringStage:
         self.predictor = inference.load_predictor(checkpoint, device=device)
 
     def __call__(self, batch: dict) -> dict:
-        import cv2
+        from helpers import faces
 
-        crops = [cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB) for path in batch["crop_path"]]
+        crops = [faces.read_crop(path) for path in batch["crop_path"]]
         batch = batch.copy()
         batch["prob_fake"] = self.predictor.score_faces(crops)
         return batch
@@ -793,9 +793,8 @@ def _score_faces(found, checkpoint: Path, out: Path, workers, gpus_per_worker, b
     scored = pd.concat([before, *[b.assign(checkpoint=key) for b in new]], ignore_index=True) if new else before
     scored = scored.merge(found[keys], on=keys)  # only faces the manifest still has
     scored = scored.sort_values(["video", "frame_index"]).reset_index(drop=True)
-    tmp = path.with_name(path.name + ".partial")
-    scored.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    with safe_io.atomic_path(path) as tmp:
+        scored.to_parquet(tmp, index=False)
     return scored
 
 

@@ -64,7 +64,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config, geometry
+from . import config, geometry, safe_io
 
 # ----------------------------------------------------------------------------------------------
 # Settings
@@ -203,8 +203,14 @@ def pyramid_scales(height: int, width: int, min_face_size: float = 20, factor: f
     return scales
 
 
-def _as_rgb(image) -> np.ndarray:
-    """PIL image or array (grey, RGB, RGBA, float in [0, 1]) -> contiguous RGB uint8 (H, W, 3)."""
+def as_rgb_uint8(image) -> np.ndarray:
+    """PIL image or array (grey, RGB, RGBA, float in [0, 1] or [0, 255]) -> contiguous RGB uint8 (H, W, 3).
+
+    The one conversion the course uses (face detection and the demo). Floats
+    are *rounded* to the nearest integer (not truncated), after scaling
+    [0, 1] images to [0, 255] and clipping; NaN becomes 0. ValueError for
+    anything that is not a picture.
+    """
     if hasattr(image, "convert") and not isinstance(image, np.ndarray):
         image = image.convert("RGB")
     array = np.asarray(image)
@@ -366,7 +372,7 @@ class FaceDetector:
         of a video tells about the next.
         """
         single = isinstance(frames, np.ndarray) and frames.ndim in (2, 3) or hasattr(frames, "convert")
-        images = [_as_rgb(frames)] if single else [_as_rgb(f) for f in frames]
+        images = [as_rgb_uint8(frames)] if single else [as_rgb_uint8(f) for f in frames]
         found = self._find(images, threads=threads)
         self.last_second_looks = [c.second_look for c in found]
         result = self._faces(images, found)
@@ -383,7 +389,7 @@ class FaceDetector:
         frame get the finer look at the whole frame, one frame at a time, until
         one is found.
         """
-        images = [_as_rgb(f) for f in frames]
+        images = [as_rgb_uint8(f) for f in frames]
         found = self._find(images, threads=threads, indices=list(indices), track=track)
         self.last_second_looks = [c.second_look for c in found]
         return self._faces(images, found)
@@ -554,7 +560,7 @@ class FaceDetector:
         (boxes (N, 5) = x1, y1, x2, y2, score, in the pixels of the image given; no down-scaling)."""
         record: dict = {}
         with self._cpu_threads():
-            self._cascade(np.array(_as_rgb(image))[None], record=record)
+            self._cascade(np.array(as_rgb_uint8(image))[None], record=record)
         return record
 
     # -- the cascade ---------------------------------------------------------------------------
@@ -745,7 +751,7 @@ def draw_faces(image: np.ndarray, faces: list, color=(0, 255, 0), thickness: int
     """A copy of ``image`` with each face's box, probability and landmarks drawn (RGB uint8)."""
     import cv2
 
-    out = _as_rgb(image).copy()
+    out = as_rgb_uint8(image).copy()
     thickness = thickness or max(1, round(max(out.shape[:2]) / 300))
     dot_colors = [(255, 0, 0), (0, 128, 255), (255, 255, 0), (255, 0, 255), (0, 255, 255)]
     for face in faces:
@@ -783,9 +789,8 @@ def _safe_name(video: str) -> str:
 
 
 def _write_parquet_atomic(df, path: Path) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    with safe_io.atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
 
 
 class _ReaderLoad:
@@ -1149,6 +1154,29 @@ def extract_faces(dataset_dir, profile: str = "standard", **overrides) -> Path:
           f"{bad} video(s) could not be read" + (f", {damaged} damaged part-way (the frames before the damage "
                                                  "were kept)" if damaged else "") + f". Manifest: {manifest}")
     return manifest
+
+
+def read_crop(path, image_size: int | None = None) -> np.ndarray:
+    """A saved face crop as RGB uint8 (H, W, 3), resized to ``image_size`` x ``image_size`` if given.
+
+    Shrinking uses area averaging, enlarging bilinear interpolation. Both
+    frameworks' loaders read crops with it. A missing or unreadable file is a
+    FileNotFoundError that names it and says how to rebuild the crops.
+    """
+    import cv2
+
+    path = Path(path)
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FileNotFoundError(
+            f"Cannot read the face crop {path}. Was the crop folder moved or deleted? Re-run the face "
+            "extraction (notebook 02, helpers.faces.extract_faces) so the manifest and the crop files match.")
+    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if image_size is not None and image.shape[:2] != (image_size, image_size):
+        shrinking = image.shape[0] > image_size
+        image = cv2.resize(image, (image_size, image_size),
+                           interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    return image
 
 
 def load_manifest(manifest_path, only_faces: bool = True):

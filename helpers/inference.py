@@ -135,25 +135,6 @@ def check_file(path, kinds=("image", "video")) -> tuple[Path, str]:
     return path, kind
 
 
-def _as_rgb_array(image) -> np.ndarray:
-    """PIL image or array -> RGB uint8 array (H, W, 3)."""
-    from PIL import Image
-
-    if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"))
-    array = np.asarray(image)
-    if array.ndim == 2:
-        array = np.stack([array] * 3, axis=-1)
-    if array.ndim != 3 or array.shape[2] not in (3, 4) or min(array.shape[:2]) < 1:
-        raise DemoInputError(f"Expected an RGB picture of shape (height, width, 3), got an array of shape {array.shape}.")
-    array = array[..., :3]
-    if array.dtype != np.uint8:
-        if np.issubdtype(array.dtype, np.floating) and array.size and float(np.nanmax(array)) <= 1.0:
-            array = array * 255.0
-        array = np.clip(np.nan_to_num(array), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(array)
-
-
 def load_image(image) -> np.ndarray:
     """A path, PIL image or array -> RGB uint8 array; DemoInputError if it cannot be used."""
     from PIL import Image, UnidentifiedImageError
@@ -176,7 +157,13 @@ def load_image(image) -> np.ndarray:
             raise DemoInputError(f"{path.name} could not be read as a picture (corrupt or not really a "
                                  f"{path.suffix.lstrip('.')} file: {error}). Try another file.") from None
         return array
-    array = _as_rgb_array(image)
+    from .faces import as_rgb_uint8
+
+    try:
+        array = as_rgb_uint8(image)
+    except ValueError:
+        raise DemoInputError(f"Expected an RGB picture of shape (height, width, 3), got an array of shape "
+                             f"{np.shape(image)}.") from None
     if array.shape[0] * array.shape[1] > MAX_IMAGE_PIXELS:
         raise DemoInputError(f"The picture is {array.shape[1]} x {array.shape[0]} pixels; the demo accepts up "
                              f"to {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. Resize it first.")

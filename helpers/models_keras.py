@@ -360,9 +360,10 @@ def encode_sequences(encoder, dataset, cache_dir: Path | str | None = None, desc
     out = {"features": np.concatenate(chunks), "labels": np.asarray(dataset.labels, dtype=np.float32),
            "videos": list(dataset.videos)}
     if path is not None:
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, features=out["features"], labels=out["labels"], videos=np.asarray(out["videos"]))
-        tmp.replace(path)
+        from .safe_io import atomic_path
+
+        with atomic_path(path, suffix=".partial.npz") as tmp:  # np.savez wants the .npz ending
+            np.savez(tmp, features=out["features"], labels=out["labels"], videos=np.asarray(out["videos"]))
     return {**out, "cached": False, "path": path}
 
 

@@ -28,6 +28,8 @@ import torch
 from torch import nn
 
 from . import config
+from .results import plain
+from .safe_io import atomic_path
 
 ARCH = "inception_resnet_v1"
 PRETRAINED_NAME = "vggface2"
@@ -208,20 +210,7 @@ def metadata_problem(metadata: dict, check_arch: bool = True, min_sizes: dict | 
 
 def _plain(value, key: str):
     """Metadata must be plain Python values so that ``weights_only=True`` can read them back."""
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item") and not isinstance(value, torch.Tensor):  # NumPy scalar
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_plain(v, key) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v, key) for k, v in value.items()}
-    raise TypeError(f"Checkpoint metadata {key!r} must be a number, string, list or dict, "
-                    f"not {type(value).__name__}.")
+    return plain(value, strict=True, what=f"Checkpoint metadata {key!r}")
 
 
 def save_checkpoint(model: nn.Module, path, epoch: int, min_sizes: dict | None = None, **metadata) -> Path:
@@ -244,9 +233,8 @@ def save_checkpoint(model: nn.Module, path, epoch: int, min_sizes: dict | None =
     if problem:  # never write a checkpoint that load_checkpoint would refuse
         raise ValueError(f"Not saving {path.name}: metadata {problem}.")
     state = {key: tensor.detach().cpu() for key, tensor in model.state_dict().items()}
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save({"model_state_dict": state, **info}, temporary)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        torch.save({"model_state_dict": state, **info}, temporary)
     return path
 
 

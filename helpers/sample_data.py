@@ -57,7 +57,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import config, metadata
+from . import config, metadata, safe_io
 from .geometry import apply_transform, similarity_transform
 
 # ----------------------------------------------------------------------------
@@ -137,13 +137,8 @@ PHOTO_CYCLE = ("grace_hopper", "astronaut", "camera", "grace_hopper", "astronaut
 def sample_settings(profile: str = "standard", **overrides) -> dict:
     """The generation settings of ``profile`` with ``overrides`` (``None`` = keep the profile's value)."""
     config.check_profile(profile)
-    settings = dict(SAMPLE_PROFILES[profile])
-    settings["seed"] = DEFAULT_SEED
-    for key, value in overrides.items():
-        if key not in settings:
-            raise ValueError(f"Unknown sample setting {key!r}; known: {', '.join(sorted(settings))}.")
-        if value is not None:
-            settings[key] = value
+    settings = config.apply_overrides({**SAMPLE_PROFILES[profile], "seed": DEFAULT_SEED}, overrides,
+                                      what="sample setting")
     if settings["difficulty"] not in DIFFICULTIES:
         raise ValueError(f"Unknown sample difficulty {settings['difficulty']!r}; choose one of "
                          f"{', '.join(DIFFICULTIES)}.")
@@ -237,10 +232,7 @@ def portrait_landmarks(cache_path: Path | None = None, photo: str = "grace_hoppe
                          "box": np.asarray(boxes[best], dtype=np.float32).round(2).tolist(),
                          "prob": float(np.asarray(probs, dtype=np.float32)[best]),
                          "landmarks": np.asarray(points[best], dtype=np.float32).round(2).tolist()}
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_path.with_suffix(".json.partial")
-        tmp.write_text(json.dumps(cache, indent=2))
-        tmp.replace(cache_path)
+        safe_io.atomic_write_text(cache_path, json.dumps(cache, indent=2))
     return np.asarray(cache[digest]["landmarks"], dtype=np.float64)
 
 
@@ -1119,14 +1111,14 @@ def _render_with_nuisances(plan: ClipPlan, swap: SwapPlan | None):
 def write_video(path: Path, frames, width: int, height: int, fps: int, crf: int = 23) -> int:
     """Encode RGB frames as H.264 (libx264, yuv420p) MP4, the way DFDC's videos are stored.
 
-    Writes to ``<name>.partial.mp4`` and renames when complete. Returns the number of frames.
+    Writes to ``<name>.mp4.partial.mp4`` and renames when complete. Returns the number of frames.
     """
     import av
 
     path = Path(path)
-    tmp = path.with_name(path.stem + ".partial" + path.suffix)
     count = 0
-    with av.open(str(tmp), mode="w", format="mp4") as container:
+    with safe_io.atomic_path(path, suffix=".partial" + path.suffix) as tmp, \
+            av.open(str(tmp), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         # Reproducible output: one encoder thread, and x264's macroblock-tree rate control off
@@ -1142,7 +1134,6 @@ def write_video(path: Path, frames, width: int, height: int, fps: int, crf: int 
             count += 1
         for packet in stream.encode():
             container.mux(packet)
-    tmp.replace(path)
     return count
 
 

@@ -518,3 +518,19 @@ def test_a_resumed_run_gives_the_same_results_as_the_first(awkward_manifest, awk
     columns = ["video", "frame_index", "status", "reason", "crop_path", "x1", "y1", "x2", "y2", "prob",
                *faces.LANDMARK_COLUMNS, "found_by", "second_look", "damaged_after_frame"]
     pd.testing.assert_frame_equal(before[columns], after[columns])
+
+
+def test_one_rgb_conversion_rounds_and_the_demo_uses_it():
+    from helpers import inference
+
+    grey = np.array([[0.999, 0.5], [0.0, 1.0]], dtype=np.float32)  # 254.745 -> 255, 127.5 -> 128 (round half even)
+    rgb = faces.as_rgb_uint8(grey)
+    assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
+    assert rgb[0, 0].tolist() == [255, 255, 255] and rgb[1, 1, 0] == 255 and rgb[1, 0, 0] == 0
+    np.testing.assert_array_equal(inference.load_image(grey), rgb)
+    rgba = np.zeros((3, 4, 4), np.uint8)
+    assert faces.as_rgb_uint8(rgba).shape == (3, 4, 3)
+    with pytest.raises(ValueError):
+        faces.as_rgb_uint8(np.zeros((3, 4, 5)))
+    with pytest.raises(inference.DemoInputError, match="Expected an RGB picture"):
+        inference.load_image(np.zeros((3, 4, 5)))

@@ -367,7 +367,7 @@ def list_videos(folder) -> list:
 def _part_path(out_dir: Path, name: str) -> Path:
     from . import faces
 
-    return out_dir / "parts" / f"{faces._safe_name(name)}.parquet"  # TODO(lead): public after faces refactor
+    return out_dir / "parts" / f"{faces.crop_folder_name(name)}.parquet"
 
 
 def _part_is_current(out_dir: Path, video: dict) -> bool:
@@ -405,7 +405,7 @@ class ReaderReplay:
         from helpers import faces
 
         self.messages = list(messages)
-        self.load = faces._ReaderLoad()  # TODO(lead): public after faces refactor
+        self.load = faces.ReaderLoad()
         self.load.busy = os.cpu_count() or 1  # no reader shares this process: the detector's own threads
 
     def next_message(self):
@@ -426,7 +426,7 @@ def read_video_stage(row: dict, frames_per_video: int, backend: str = "pyav", de
     video = json.loads(row["video"])
     start, cpu = time.perf_counter(), time.process_time()
     # room for every message, so the reader never waits for a consumer
-    stream = faces._FrameStream(video["path"], frames_per_video, backend, decode_threads,  # TODO(lead): public
+    stream = faces.FrameStream(video["path"], frames_per_video, backend, decode_threads,
                                 depth=int(frames_per_video) + 8)
     stream.read()
     messages = []
@@ -458,7 +458,7 @@ class FaceDetectionStage:
         for messages in batch["messages"]:
             start, cpu_start = time.perf_counter(), time.process_time()
             replay = ReaderReplay(pickle.loads(messages))
-            outcome = faces._detect_stream(replay, self.detector)  # TODO(lead): public after faces refactor
+            outcome = faces.detect_stream(replay, self.detector)
             outcomes.append(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
             seconds.append(time.perf_counter() - start)
             cpu.append(time.process_time() - cpu_start)
@@ -477,7 +477,7 @@ def write_video_stage(row: dict, out_dir: str) -> dict:
 
     start, cpu = time.perf_counter(), time.process_time()
     video, outcome, out = json.loads(row["video"]), pickle.loads(row["outcome"]), Path(out_dir)
-    rows = faces._video_rows(video, outcome, out)  # TODO(lead): public after faces refactor
+    rows = faces.video_rows(video, outcome, out)
     size = Path(video["path"]).stat().st_size if Path(video["path"]).exists() else -1
     work = float(row["read_seconds"]) + float(row["detect_seconds"]) + time.perf_counter() - start
     for r in rows:
@@ -488,7 +488,7 @@ def write_video_stage(row: dict, out_dir: str) -> dict:
         r["worker"] = str(row["worker"])
     part = _part_path(out, video["name"])
     part.parent.mkdir(parents=True, exist_ok=True)
-    faces._write_parquet_atomic(pd.DataFrame(rows), part)  # TODO(lead): public after faces refactor
+    faces.write_parquet(pd.DataFrame(rows), part)
     note = outcome.reason or getattr(outcome, "damage", "") or ""  # why nothing, or where it broke off
     return {"video": video["name"], "status": outcome.status, "reason": note,
             "faces": sum(r["status"] == "ok" for r in rows), "frames": len(rows), "seconds": work,
@@ -577,7 +577,7 @@ def extract_faces_distributed(dataset_dir, profile: str = "standard", *, out_dir
     settings = faces.face_settings(profile, **overrides)
     out = Path(out_dir) if out_dir is not None else faces.faces_dir(dataset_dir, profile, **overrides)
     (out / "parts").mkdir(parents=True, exist_ok=True)
-    content = faces._content_key(settings)  # TODO(lead): public after faces refactor
+    content = faces.content_key(settings)
     (out / "settings.json").write_text(json.dumps({"profile": profile, **content,
                                                    "dataset": str(dataset_dir.resolve())}, indent=2))
     videos = list_videos(dataset_dir)
@@ -592,8 +592,8 @@ def extract_faces_distributed(dataset_dir, profile: str = "standard", *, out_dir
             _run_extraction(todo, settings, out, plan, detection_stage, timings)
     elif manifest.exists() and list(dict.fromkeys(pd.read_parquet(manifest, columns=["video"])["video"])) == names:
         return manifest
-    df = faces._assemble(out, names)  # TODO(lead): public after faces refactor
-    faces._write_parquet_atomic(df, manifest)
+    df = faces.assemble_manifest(out, names)
+    faces.write_parquet(df, manifest)
     frames = df[df["status"].isin(["ok", "no_face"])]
     bad = df.loc[df["status"].isin(["unreadable", "missing_file"]), "video"].nunique()
     print(f"{len(names)} videos -> {int((df['status'] == 'ok').sum())} face crops from {len(frames)} frames read "

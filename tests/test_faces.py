@@ -294,13 +294,13 @@ def test_summary_and_stored_location(manifest, dataset):
 def test_rerun_does_only_what_is_missing(manifest, dataset, monkeypatch):
     before = load_manifest(manifest, only_faces=False)
     calls = []
-    real_read = faces._FrameStream.read
+    real_read = faces.FrameStream.read
 
     def counting_read(stream):
         calls.append(Path(stream.path).name)
         return real_read(stream)
 
-    monkeypatch.setattr(faces._FrameStream, "read", counting_read)
+    monkeypatch.setattr(faces.FrameStream, "read", counting_read)
     options = dict(frames_per_video=4, device="cpu", progress=False)
     assert extract_faces(dataset, "smoke", **options) == manifest
     assert calls == []  # everything cached
@@ -341,7 +341,7 @@ def test_reading_plan_reads_two_videos_on_a_cpu_and_more_beside_a_gpu():
 def test_frame_queue_is_bounded_and_a_cancelled_reader_stops(dataset):  # and counts as not busy
     import threading
 
-    stream = faces._FrameStream(dataset / "real.mp4", 8, "pyav", 1, depth=2)
+    stream = faces.FrameStream(dataset / "real.mp4", 8, "pyav", 1, depth=2)
     worker = threading.Thread(target=stream.read)
     worker.start()
     kind, info, indices = stream.next_message()
@@ -421,8 +421,8 @@ def test_interrupted_run_keeps_finished_videos_and_resumes(dataset, monkeypatch)
 
     monkeypatch.setattr(FaceDetector, "detect_video", real_detect)
     reads = []
-    real_read = faces._FrameStream.read
-    monkeypatch.setattr(faces._FrameStream, "read", lambda stream: (reads.append(Path(stream.path).name),
+    real_read = faces.FrameStream.read
+    monkeypatch.setattr(faces.FrameStream, "read", lambda stream: (reads.append(Path(stream.path).name),
                                                                     real_read(stream))[1])
     manifest = extract_faces(dataset, "smoke", **options)
     assert sorted(reads) == sorted(set(order) - set(finished))

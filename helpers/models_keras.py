@@ -252,47 +252,6 @@ def frame_encoder_of(model):
     return model.get_layer(TIME_DISTRIBUTED_NAME).layer
 
 
-def _head_layers(model) -> list:
-    """The layers of an end-to-end model that come after the TimeDistributed encoder."""
-    names = [layer.name for layer in model.layers]
-    return model.layers[names.index(TIME_DISTRIBUTED_NAME) + 1:]
-
-
-def head_of(model, feature_dim: int = FEATURE_DIM, name: str = "sequence_head"):
-    """A features -> P(FAKE) model sharing the head layers of an end-to-end model."""
-    import keras
-
-    features = keras.Input((None, feature_dim), name="frame_features")
-    x = features
-    for layer in _head_layers(model):
-        x = layer(x)
-    return keras.Model(features, x, name=name)
-
-
-def gradcam_parts(model):
-    """Split an end-to-end model for Grad-CAM: ``(conv_model, maps_to_probability)``.
-
-    ``conv_model``: faces (N, H, W, 3) in [0, 1] -> ResNet50's last block
-    output (N, h, w, 2048). ``maps_to_probability``: (B, T, h, w, 2048) ->
-    P(FAKE), i.e. pooling plus the head. Chained they equal ``model``, so the
-    gradient of the video's probability with respect to each frame's maps
-    gives a Grad-CAM map per frame.
-    """
-    import keras
-
-    encoder = frame_encoder_of(model)
-    preprocess = encoder.get_layer("resnet50_preprocess")
-    backbone = next(layer for layer in encoder.layers if isinstance(layer, keras.Model))
-    maps_model = keras.Model(backbone.input, backbone.get_layer(LAST_CONV_LAYER).output)
-    faces = keras.Input(encoder.input_shape[1:], name="face")
-    conv_model = keras.Model(faces, maps_model(preprocess(faces)), name="face_to_conv_maps")
-    maps = keras.Input((None,) + tuple(maps_model.output_shape[1:]), name="conv_maps")
-    x = keras.layers.TimeDistributed(encoder.get_layer("global_average_pooling"))(maps)
-    for layer in _head_layers(model):
-        x = layer(x)
-    return conv_model, keras.Model(maps, x, name="conv_maps_to_probability")
-
-
 # --------------------------------------------------------------------------- #
 # Cached features
 # --------------------------------------------------------------------------- #

@@ -78,8 +78,6 @@ def test_head_on_cached_features_equals_the_end_to_end_model(parts, frames):
     flat = frames.reshape((-1, SIZE, SIZE, 3))
     features = np.asarray(encoder.predict(flat, verbose=0)).reshape(2, SEQ, -1)
     assert np.allclose(head.predict(features, verbose=0), model.predict(frames, verbose=0), atol=1e-5)
-    rebuilt_head = models_keras.head_of(model)
-    assert np.allclose(rebuilt_head.predict(features, verbose=0), head.predict(features, verbose=0), atol=1e-6)
     assert models_keras.frame_encoder_of(model) is encoder
 
 
@@ -109,24 +107,12 @@ def test_optional_feature_standardization_is_fixed_and_saved(frames, tmp_path):
     assert abs(float(standardized.mean())) < 0.5 and 0.5 < float(standardized.std()) < 1.5
     with pytest.raises(ValueError, match="2048"):
         models_keras.build_sequence_head(feature_stats=(mean[:10], variance[:10]))
-    # the layer travels with the end-to-end model, through save and load, and into its head
+    # the layer travels with the end-to-end model, through save and load
     model = models_keras.build_resnet_lstm(SEQ, SIZE, pretrained=False, head=head)
     assert [layer.name for layer in model.layers][2] == models_keras.STANDARDIZATION_NAME
     loaded = models_keras.load_resnet_lstm(models_keras.save_model(model, tmp_path / "standardized.keras"))
     assert np.allclose(loaded.predict(frames, verbose=0), model.predict(frames, verbose=0), atol=1e-6)
-    features = models_keras.predict_batch(models_keras.frame_encoder_of(model),
-                                          frames.reshape((-1, SIZE, SIZE, 3))).reshape(2, SEQ, -1)
-    assert np.allclose(models_keras.predict_batch(models_keras.head_of(loaded), features),
-                       models_keras.predict_batch(head, features), atol=1e-5)
-
-
-def test_gradcam_parts_chain_back_to_the_model(parts, frames):
-    _, _, model = parts
-    conv_model, rest = models_keras.gradcam_parts(model)
-    maps = np.asarray(conv_model.predict(frames.reshape((-1, SIZE, SIZE, 3)), verbose=0))
-    assert maps.shape[-1] == 2048 and maps.ndim == 4
-    chained = rest.predict(maps.reshape((2, SEQ) + maps.shape[1:]), verbose=0)
-    assert np.allclose(chained, model.predict(frames, verbose=0), atol=1e-5)
+    assert models_keras.STANDARDIZATION_NAME in [layer.name for layer in loaded.layers]
 
 
 def test_encode_sequences_caches_by_encoder_and_data(parts, tmp_path):

@@ -1,29 +1,36 @@
 """Helper package for the deepfake video detection course.
 
-The modules follow the course's pipeline, in the order the notebooks use them:
+The modules follow the course's pipeline, one owner per stage, in the order of
+:data:`STAGES` below (a module imports modules of its own or earlier stages only):
 
     config            paths, caches and run profiles (smoke / standard / full)
-    environment       your machine, Colab or Kaggle Notebooks: what each one needs
-    cache             the classroom cache of downloads (make prefetch, DEEPFAKE_CACHE)
     safe_io           guarded reading of the files a user supplies, all-or-nothing writes
     reproducibility   seeds
     gpu               device choice, a GPU memory cap, peak-memory reports
-    results           saving figures and recording measured numbers
-    plots             the figures notebooks draw (tables, curves, heat maps, Grad-CAM panels)
-    data_sources      Kaggle DFDC, your own folder, metadata checks, splits
+    results           saving figures, recording measured numbers, JSON-plain values
+    geometry          the five face landmarks, the alignment template, similarity transforms
+    metadata          metadata.json, its checks, and the train/val/test splits of every source
+    kaggle_data       Kaggle credentials, what to do without them, the DFDC archive download
+    environment       your machine, Colab or Kaggle Notebooks: what each one needs
+    cache             the classroom cache of downloads (make prefetch, DEEPFAKE_CACHE)
+    video_frames      evenly spaced frame sampling, the video file endings
     sample_data       the built-in synthetic face-swap sample
-    video_frames      evenly spaced frame sampling
-    faces             MTCNN face detection, crops and the crop manifest
+    data_sources      the three sources (sample, Kaggle DFDC, your folder) -> one dataset folder
+    faces             MTCNN face detection, the threaded extraction, crops and the crop manifest
     datasets_torch    PyTorch datasets over the crop manifest
     datasets_keras    Keras sequence loader over the crop manifest
-    models_torch      InceptionResnetV1 classifier and checkpoints
-    models_keras      ResNet50 + LSTM video model
+    models_torch      InceptionResnetV1 classifier and the checkpoint file format
     models_compare    custom CNN, MesoNet, DenseNet121
+    models_keras      ResNet50 + LSTM video model
+    model_registry    every PyTorch classifier by name: builder, Grad-CAM layer, display name, checkpoints
     training_torch    training loop for the PyTorch face classifiers
-    evaluation        metrics and frame -> video aggregation
-    explain           Grad-CAM and test-time augmentation
+    evaluation        metrics, frame -> video aggregation, scoring faces, choosing the video rule
+    explain           Grad-CAM, test-time augmentation and degradations, region shares of aligned maps
+    plots             the figures notebooks draw (tables, curves, heat maps, Grad-CAM panels)
     inference         one prediction function shared by notebooks and the demo
     demo_app          the Gradio app
+    distributed       face extraction and scoring on Ray Data
+    course            runs the notebooks (the course and its tests)
 
 Import the module you need, e.g. ``from helpers import config``; nothing heavy
 (torch, TensorFlow) is imported by importing the package itself.

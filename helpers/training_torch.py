@@ -332,3 +332,37 @@ def train_classifier(model: nn.Module, train_loader, val_loader, epochs: int, lr
     history["seconds_per_epoch"] = float(np.mean(history["seconds"]))
     history["faces_per_second"] = faces_seen / train_seconds if train_seconds > 0 else None
     return history
+
+
+def ensure_checkpoint(path, manifest_df, image_size: int, epochs: int, pretrained: bool = False,
+                      freeze: str = "none", device="cpu", batch_size: int = 8, faces_per_video: int | None = None,
+                      validate: bool = False, seed: int = 42, metadata: dict | None = None,
+                      **train_options) -> tuple[Path, dict | None]:
+    """The InceptionResnetV1 checkpoint at ``path``; without one there, a quick one is trained and saved first.
+
+    Notebooks 06 and 07 run on their own this way when notebook 04 has not
+    been run: the network (``pretrained`` weights or random ones, ``freeze``)
+    is trained for ``epochs`` on the manifest's training faces (at most
+    ``faces_per_video`` of each video; with ``validate``, early stopping on
+    the validation faces) with :func:`train_classifier` (``train_options``:
+    ``lr``, ``patience``, ``progress`` ...), then saved at ``path`` with
+    ``image_size``, ``pretrained`` and ``metadata``. Returns ``(path, history)``;
+    ``history`` is None when the checkpoint was already there.
+    """
+    from .datasets_torch import limit_faces_per_video, make_loader, split_table
+    from .models_torch import build_inception_classifier
+
+    path = Path(path)
+    if path.is_file():
+        return path, None
+    train = limit_faces_per_video(split_table(manifest_df, "train"), faces_per_video)
+    train_loader = make_loader(train, image_size, batch_size=batch_size, train=True, seed=seed)
+    val_loader = (make_loader(split_table(manifest_df, "val"), image_size, batch_size=2 * batch_size)
+                  if validate else None)
+    seed_everything(seed)
+    model = build_inception_classifier(pretrained, device=device, freeze=freeze)
+    history = train_classifier(model, train_loader, val_loader, epochs=epochs, device=device, seed=seed,
+                               **train_options)
+    save_checkpoint(model, path, epoch=history["best_epoch"] or history["epochs_run"], image_size=int(image_size),
+                    pretrained=bool(pretrained), **(metadata or {}))
+    return path, history

@@ -263,3 +263,18 @@ def test_clean_losses_before_and_after_show_whether_training_moved_anything(mani
     assert still["clean_loss_after"] == pytest.approx(still["clean_loss_before"], rel=0.02)  # only BatchNorm re-measured
     assert not evaluation.learning_check([still["clean_loss_before"], still["clean_loss_after"]], [0, 1], [0.4, 0.6])[
         "loss_fell"]
+
+
+def test_ensure_checkpoint_trains_once_then_reuses_the_file(manifest, tmp_path):
+    """The notebooks' "no checkpoint from notebook 04 yet" fallback: a quick InceptionResnetV1, saved, then reused."""
+    path = tmp_path / "quick" / "quick.pth"
+    first, history = training_torch.ensure_checkpoint(
+        path, manifest, 80, 1, freeze="backbone", batch_size=4, faces_per_video=1, validate=True, patience=None,
+        progress=False, metadata={"trained_on": "fake crops"})
+    assert first == path and path.is_file() and history["epochs_run"] == 1
+    model, metadata = model_registry.load_checkpoint(path)
+    assert metadata["arch"] == models_torch.ARCH and metadata["image_size"] == 80
+    assert metadata["trained_on"] == "fake crops" and metadata["pretrained"] is False and metadata["freeze"] == "backbone"
+    before = path.stat().st_mtime_ns
+    again, history = training_torch.ensure_checkpoint(path, manifest, 80, 1)
+    assert again == path and history is None and path.stat().st_mtime_ns == before  # not trained again

@@ -883,6 +883,21 @@ def render_frames(plan: ClipPlan, swap: SwapPlan | None = None):
         yield frame, lm
 
 
+
+def _filmed_scene(plan: ClipPlan, scene: np.ndarray, scene_lm, t: float):
+    """The scene as the moving camera sees it at time ``t``: ``(frame, landmarks)`` (landmarks None without a face)."""
+    cam = _camera(plan, t, scene_lm)
+    frame = cv2.warpAffine(scene, cam, (plan.width, plan.height), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+    return frame, (apply_transform(cam, scene_lm) if plan.has_face else None)
+
+
+def _mouth_opening(plan: ClipPlan, t: float) -> float:
+    """How far the mouth is open at time ``t`` (0 = closed): the clip's talking rhythm."""
+    amplitude, frequency, phase = plan.talk
+    return amplitude * max(0.0, math.sin(frequency * 2 * np.pi * t + phase)) ** 2
+
+
 def _render(plan: ClipPlan, swap: SwapPlan | None = None):
     """Yield ``(frame, landmarks, changed box or None)``: the box a fake's manipulation touched."""
     if plan.nuisances:
@@ -891,18 +906,14 @@ def _render(plan: ClipPlan, swap: SwapPlan | None = None):
     scene, scene_lm = _scene(plan.identity)
     noise_rng = np.random.default_rng([plan.seed, 5])
     jitter_rng = np.random.default_rng([swap.seed, 6]) if swap is not None else None
-    ta, tf, tp = plan.talk
     for i in range(plan.n_frames):
         t = i / plan.fps
-        cam = _camera(plan, t, scene_lm)
-        frame = cv2.warpAffine(scene, cam, (plan.width, plan.height), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE)
-        lm = apply_transform(cam, scene_lm) if plan.has_face else None
+        frame, lm = _filmed_scene(plan, scene, scene_lm, t)
         box = None
         if lm is not None:
             if swap is not None:
                 box = _swap_face(frame, lm, swap, jitter_rng)
-            frame = _talk(frame, lm, ta * max(0.0, math.sin(tf * 2 * np.pi * t + tp)) ** 2)
+            frame = _talk(frame, lm, _mouth_opening(plan, t))
         yield _light_and_noise(frame, plan, t, int(noise_rng.integers(2**31 - 1))), lm, box
 
 
@@ -1083,16 +1094,11 @@ def _render_with_nuisances(plan: ClipPlan, swap: SwapPlan | None):
     scene, scene_lm = _scene(plan.identity)
     noise_rng = np.random.default_rng([plan.seed, 5])
     fake_rng = np.random.default_rng([swap.seed, 6]) if swap is not None else None
-    ta, tf, tp = plan.talk
     for i in range(plan.n_frames):
         t = i / plan.fps
-        cam = _camera(plan, t, scene_lm)
-        frame = cv2.warpAffine(scene, cam, (plan.width, plan.height), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE)
-        lm = apply_transform(cam, scene_lm) if plan.has_face else None
+        frame, lm = _filmed_scene(plan, scene, scene_lm, t)
         if lm is not None:
-            unit = _face_size(lm, plan.identity)
-            frame = _talk(frame, lm, ta * max(0.0, math.sin(tf * 2 * np.pi * t + tp)) ** 2, unit)
+            frame = _talk(frame, lm, _mouth_opening(plan, t), _face_size(lm, plan.identity))
         clean = _capture(frame, plan, t)
         mask, box, changed = None, None, None
         if swap is not None and lm is not None:

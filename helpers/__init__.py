@@ -25,7 +25,8 @@ The modules follow the course's pipeline, one owner per stage, in the order of
     model_registry    every PyTorch classifier by name: builder, Grad-CAM layer, display name, checkpoints
     training_torch    training loop for the PyTorch face classifiers
     evaluation        metrics, frame -> video aggregation, scoring faces, choosing the video rule
-    explain           Grad-CAM, test-time augmentation and degradations, region shares of aligned maps
+    explain           Grad-CAM for both frameworks, overlays, region shares of aligned maps
+    tta               test-time augmentation and the degradations (JPEG, downscaling, blur)
     plots             the figures notebooks draw (tables, curves, heat maps, Grad-CAM panels)
     inference         one prediction function shared by notebooks and the demo
     demo_app          the Gradio app
@@ -51,7 +52,7 @@ STAGES = (
     ("model_registry",),                                              # every PyTorch classifier by name
     ("training_torch",),                                              # training loops
     ("evaluation",),                                                  # metrics, video rules, scoring
-    ("explain",),                                                     # Grad-CAM, TTA, alignment
+    ("explain", "tta"),                                               # Grad-CAM; TTA and degradations
     ("plots",),                                                       # figures
     ("inference",),                                                   # the one prediction function
     ("demo_app", "distributed", "course"),                            # apps and runners built on all of it

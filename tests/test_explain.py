@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from helpers import explain, geometry, model_registry  # noqa: E402
+from helpers import explain, geometry, model_registry, tta  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -221,8 +221,8 @@ def batch():
 
 
 def test_tta_probabilities_are_in_range_and_average_the_transforms(tiny, batch):
-    mean, every = explain.tta_probs(tiny, batch, transforms=None, return_all=True)
-    assert mean.shape == (5,) and every.shape == (len(explain.DEFAULT_TTA), 5)
+    mean, every = tta.tta_probs(tiny, batch, transforms=None, return_all=True)
+    assert mean.shape == (5,) and every.shape == (len(tta.DEFAULT_TTA), 5)
     np.testing.assert_allclose(mean, every.mean(axis=0), rtol=1e-6)
     assert not np.allclose(every[0], every[1]), "the flip should change this position-sensitive model's output"
 
@@ -230,52 +230,52 @@ def test_tta_probabilities_are_in_range_and_average_the_transforms(tiny, batch):
 def test_identity_only_tta_equals_the_plain_prediction(tiny, batch):
     with torch.no_grad():
         plain = torch.sigmoid(tiny(batch)).numpy().ravel()
-    identity = explain.tta_probs(tiny, batch, transforms=["identity"])
+    identity = tta.tta_probs(tiny, batch, transforms=["identity"])
     np.testing.assert_allclose(identity, plain, rtol=1e-6, atol=1e-7)
     # ... and equals the course's prediction function over a DataLoader of (faces, targets)
     training_torch = pytest.importorskip("helpers.training_torch")
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(batch, torch.zeros(5)), batch_size=2)
-    np.testing.assert_allclose(explain.tta_probs(tiny, loader, transforms=["identity"], batch_size=2),
+    np.testing.assert_allclose(tta.tta_probs(tiny, loader, transforms=["identity"], batch_size=2),
                                training_torch.predict_probs(tiny, loader, "cpu"), rtol=1e-6, atol=1e-7)
 
 
 def test_tta_accepts_callables_and_restores_mode(tiny, batch):
     tiny.train()
     try:
-        probs = explain.tta_probs(tiny, batch.numpy(), transforms=[lambda x: x, "hflip"])
+        probs = tta.tta_probs(tiny, batch.numpy(), transforms=[lambda x: x, "hflip"])
         assert tiny.training
     finally:
         tiny.eval()
     assert probs.shape == (5,)
     with pytest.raises(ValueError):
-        explain.tta_probs(tiny, batch, transforms=["rotate_upside_down"])
+        tta.tta_probs(tiny, batch, transforms=["rotate_upside_down"])
     with pytest.raises(ValueError):
-        explain.tta_probs(tiny, batch, transforms=[])
+        tta.tta_probs(tiny, batch, transforms=[])
 
 
-@pytest.mark.parametrize("name", sorted(explain.TTA_TRANSFORMS))
+@pytest.mark.parametrize("name", sorted(tta.TTA_TRANSFORMS))
 def test_each_tta_transform_keeps_shape_and_range(name, batch):
-    out = explain.TTA_TRANSFORMS[name](batch)
+    out = tta.TTA_TRANSFORMS[name](batch)
     assert out.shape == batch.shape and out.dtype == batch.dtype
     assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
 
 
 def test_shift_moves_content_and_flip_is_an_involution(batch):
-    moved = explain.shift(batch, dx=0.25, dy=0.0)  # 12 px right
+    moved = tta.shift(batch, dx=0.25, dy=0.0)  # 12 px right
     torch.testing.assert_close(moved[..., 12:], batch[..., :-12])
-    torch.testing.assert_close(explain.TTA_TRANSFORMS["hflip"](batch.flip(-1)), batch)
+    torch.testing.assert_close(tta.TTA_TRANSFORMS["hflip"](batch.flip(-1)), batch)
 
 
 def test_degradations_get_stronger_with_level(batch):
     def change(kind, level):
-        return float((explain.degrade(batch, kind, level) - batch).abs().mean())
+        return float((tta.degrade(batch, kind, level) - batch).abs().mean())
 
     assert change("jpeg_quality", 10) > change("jpeg_quality", 95) > 0
     assert change("downscale", 0.25) > change("downscale", 0.75) > 0
     assert change("blur_sigma", 3.0) > change("blur_sigma", 0.5) > 0
     assert change("downscale", 1.0) == 0 and change("blur_sigma", 0.0) == 0
     with pytest.raises(ValueError):
-        explain.degrade(batch, "sharpen", 1)
+        tta.degrade(batch, "sharpen", 1)
 
 
 def test_outcome_groups_sort_mistakes_and_spread_right_answers():

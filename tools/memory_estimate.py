@@ -287,14 +287,14 @@ def measure_inference(model: torch.nn.Module, batch_size: int, image_size: int, 
 
 
 def measure_tta(model: torch.nn.Module, batch_size: int, image_size: int, transforms) -> dict:
-    """Peak bytes of one batch through ``helpers.explain.tta_probs`` (float32, as notebook 06 runs it)."""
-    from helpers import explain
+    """Peak bytes of one batch through ``helpers.tta.tta_probs`` (float32, as notebook 06 runs it)."""
+    from helpers import tta
 
     faces = torch.rand(batch_size, 3, image_size, image_size, generator=torch.Generator().manual_seed(0))
     meter = LiveTensorMeter()
     before = meter.register(list(model.parameters()) + list(model.buffers()) + [faces])
     with meter:
-        explain.tta_probs(model, faces, "cpu", transforms=transforms, batch_size=batch_size)
+        tta.tta_probs(model, faces, "cpu", transforms=transforms, batch_size=batch_size)
     return {"kind": f"TTA batch ({len(transforms)} transforms)", "batch_size": batch_size, "image_size": image_size,
             "peak_mib": _mib(meter.peak_bytes), "weights_mib": _mib(model_state_bytes(model)["weights"]),
             "activations_mib": _mib(meter.peak_bytes - before), "peak_bytes": meter.peak_bytes}

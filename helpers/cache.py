@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import config
+from . import config, safe_io
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -163,11 +163,7 @@ def read_manifest(root) -> dict:
 
 def write_manifest(root, manifest: dict) -> Path:
     """Write the manifest atomically (a half-written manifest never replaces a good one)."""
-    path = Path(root) / MANIFEST
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    tmp.replace(path)
-    return path
+    return safe_io.atomic_write_json(Path(root) / MANIFEST, manifest, indent=1)
 
 
 def manifest_entry(download: Download, path: Path, source: str | None = None) -> dict:
@@ -238,10 +234,7 @@ def _read_stamps() -> dict:
 
 def _write_stamps(stamps: dict) -> None:
     try:
-        path = _verified_stamps_path()
-        tmp = path.with_name(path.name + ".partial")
-        tmp.write_text(json.dumps(stamps, indent=1, sort_keys=True))
-        tmp.replace(path)
+        safe_io.atomic_write_json(_verified_stamps_path(), stamps, indent=1)
     except OSError:
         pass  # no writable data folder: verify again next time
 
@@ -330,9 +323,8 @@ def install_file(source: Path, target: Path, sha256: str, stamps: dict) -> str:
         target.symlink_to(source.resolve())
         return f"linked at {target}"
     except OSError:  # Windows without developer mode, or a file system without links
-        partial = target.with_name(target.name + ".partial")
-        shutil.copyfile(source, partial)
-        partial.replace(target)
+        with safe_io.atomic_path(target) as partial:
+            shutil.copyfile(source, partial)
         return f"copied to {target}"
 
 
@@ -374,27 +366,23 @@ def weights_status(downloads=WEIGHTS) -> dict:
 def download_url(url: str, destination: Path, timeout: float = 60.0, progress: bool = True) -> Path:
     """Download ``url`` to ``destination`` through a ``.partial`` file (moved into place only when complete)."""
     destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".partial")
     request = urllib.request.Request(url, headers={"User-Agent": "deepfake-course-prefetch"})
-    with urllib.request.urlopen(request, timeout=timeout) as response, open(partial, "wb") as out:
-        total = int(response.headers.get("Content-Length") or 0)
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
+    with safe_io.atomic_path(destination) as partial:  # removed, not moved into place, if anything fails
+        with urllib.request.urlopen(request, timeout=timeout) as response, open(partial, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            bar = None
+            if progress:
+                from tqdm.auto import tqdm
 
-            bar = tqdm(total=total or None, unit="B", unit_scale=True, desc=destination.name, leave=False)
-        while chunk := response.read(CHUNK):
-            out.write(chunk)
+                bar = tqdm(total=total or None, unit="B", unit_scale=True, desc=destination.name, leave=False)
+            while chunk := response.read(CHUNK):
+                out.write(chunk)
+                if bar is not None:
+                    bar.update(len(chunk))
             if bar is not None:
-                bar.update(len(chunk))
-        if bar is not None:
-            bar.close()
-    if total and partial.stat().st_size != total:
-        size = partial.stat().st_size
-        partial.unlink()
-        raise DownloadCheckError(f"{url}: got {size:,} of {total:,} bytes; run again.")
-    partial.replace(destination)
+                bar.close()
+        if total and partial.stat().st_size != total:
+            raise DownloadCheckError(f"{url}: got {partial.stat().st_size:,} of {total:,} bytes; run again.")
     return destination
 
 
@@ -412,7 +400,7 @@ def prefetch(root, downloads=WEIGHTS, fetch: Callable[[str, Path], Path] = downl
     manifest is rewritten after every file, so an interrupted run keeps what
     it finished.
     """
-    from . import data_sources
+    from . import kaggle_data
 
     root = Path(root).expanduser()
     root.mkdir(parents=True, exist_ok=True)
@@ -439,7 +427,7 @@ def prefetch(root, downloads=WEIGHTS, fetch: Callable[[str, Path], Path] = downl
         manifest["files"][download.key] = manifest_entry(download, got)
         _remember(got, manifest["files"][download.key]["sha256"], stamps)
         write_manifest(root, manifest)
-    credentials = data_sources.find_kaggle_credentials()
+    credentials = kaggle_data.find_kaggle_credentials()
     if dfdc is None:
         dfdc = credentials is not None
         if not dfdc:
@@ -448,10 +436,10 @@ def prefetch(root, downloads=WEIGHTS, fetch: Callable[[str, Path], Path] = downl
     if dfdc:
         archive_download = find_download("dfdc_train_sample")
         folder = (root / archive_download.cache_path).parent
-        archive = data_sources.fetch_kaggle_archive(folder, downloader=kaggle_downloader)
+        archive = kaggle_data.fetch_kaggle_archive(folder, downloader=kaggle_downloader)
         if archive_download.key not in good:
             entry = manifest_entry(archive_download, archive,
-                                   source=f"kaggle competition {data_sources.KAGGLE_COMPETITION}")
+                                   source=f"kaggle competition {kaggle_data.KAGGLE_COMPETITION}")
             manifest["files"][archive_download.key] = entry
             _remember(archive, entry["sha256"], stamps)
             write_manifest(root, manifest)

@@ -24,6 +24,8 @@ from types import SimpleNamespace
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ("smoke", "standard", "full")
+#: The Kaggle competition whose videos the course uses (its data on Kaggle Notebooks, its archive, its rules).
+KAGGLE_COMPETITION = "deepfake-detection-challenge"
 
 
 def _dir_from_env(variable: str, default: Path) -> Path:

@@ -24,7 +24,8 @@ Sources (``prepare_dataset(source=...)``):
 
 Splits are video-disjoint, keep every fake in the same split as its original
 (and, for the sample, one identity's clips together), are stratified by label
-and seeded; :func:`check_splits` verifies all of that from the data.
+and seeded; :mod:`helpers.metadata` reads and writes the format and makes and checks
+the splits for every source (:func:`helpers.metadata.check_splits` verifies them from the data).
 """
 from __future__ import annotations
 
@@ -41,35 +42,17 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from . import config, environment, safe_io
-
-LABELS = ("REAL", "FAKE")
-SPLITS = ("train", "val", "test")
-DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
-DEFAULT_SEED = 42
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
-
-KAGGLE_COMPETITION = "deepfake-detection-challenge"
-KAGGLE_RULES_URL = f"https://www.kaggle.com/competitions/{KAGGLE_COMPETITION}/rules"
-KAGGLE_ARCHIVE = f"{KAGGLE_COMPETITION}.zip"
-KAGGLE_PREFIX = "train_sample_videos/"
+from .kaggle_data import KAGGLE_PREFIX, fetch_kaggle_archive
+from .video_frames import VIDEO_EXTENSIONS
+from .metadata import (DEFAULT_FRACTIONS, DEFAULT_SEED, LABELS, SPLITS, DatasetError, assign_splits, dataset_error,
+                       parse_metadata, problem_message, read_metadata, read_metadata_json, split_groups,
+                       split_warnings, write_metadata)
 
 # How many videos of a downloaded / own dataset each profile uses (None = all of them).
 MAX_VIDEOS = {
     "kaggle": {"smoke": 8, "standard": 100, "full": None},
     "folder": {"smoke": 8, "standard": None, "full": None},
 }
-
-
-class DatasetError(ValueError):
-    """A dataset cannot be used as it is; ``problems`` lists every reason found."""
-
-    def __init__(self, message: str, problems: list[str] | None = None):
-        super().__init__(message)
-        self.problems = list(problems or [])
-
-
-class KaggleSetupError(DatasetError):
-    """Kaggle credentials missing or refused, or the competition rules not accepted."""
 
 
 class UnsafeArchiveError(DatasetError):
@@ -84,91 +67,6 @@ class VideoError(ValueError):
     """A video file cannot be read."""
 
 
-# ----------------------------------------------------------------------------
-# Metadata
-# ----------------------------------------------------------------------------
-
-def parse_metadata(data, where: str = "metadata.json") -> tuple[dict, list[str]]:
-    """Check DFDC-style metadata; return ``(entries, problems)``.
-
-    ``entries`` holds the usable entries as ``{name: {"label", "original", "split"?}}``;
-    ``problems`` describes each entry that is not usable (and why).
-    """
-    if not isinstance(data, dict):
-        return {}, [f"{where}: expected an object mapping video names to {{\"label\": ...}}, "
-                    f"got {type(data).__name__}."]
-    entries, problems = {}, []
-    for name, entry in data.items():
-        if not isinstance(entry, dict):
-            problems.append(f"{where}: entry {name!r} is {type(entry).__name__}, expected an object with a label.")
-            continue
-        label = entry.get("label")
-        if isinstance(label, str):
-            label = label.strip().upper()
-        if label not in LABELS:
-            problems.append(f"{where}: {name!r} has label {entry.get('label')!r}; expected \"REAL\" or \"FAKE\".")
-            continue
-        original = entry.get("original")
-        if original is not None and not isinstance(original, str):
-            problems.append(f"{where}: {name!r} has original {original!r}; expected a file name or null.")
-            continue
-        if original == name:
-            problems.append(f"{where}: {name!r} names itself as its original.")
-            continue
-        clean = {"label": label, "original": original if label == "FAKE" else None}
-        if entry.get("split") in SPLITS:
-            clean["split"] = entry["split"]
-        if isinstance(entry.get("file"), str):
-            clean["file"] = entry["file"]
-        for optional in ("method", "difficulty"):  # how a fake was made (the built-in sample records it)
-            if label == "FAKE" and isinstance(entry.get(optional), str) and entry[optional].strip():
-                clean[optional] = entry[optional].strip()
-        entries[str(name)] = clean
-    return entries, problems
-
-
-METADATA_ADVICE = ("It should be a UTF-8 JSON object mapping each video's file name to {\"label\": \"REAL\" or "
-                   "\"FAKE\"} (fakes may add \"original\"). Fix it and run again; nothing in your folder was changed.")
-
-
-def _dataset_error(message: str) -> DatasetError:
-    return DatasetError(message, [message])
-
-
-def _read_metadata_json(path: Path):
-    """The parsed JSON of a metadata.json, read with every guard of :func:`helpers.safe_io.read_user_json`
-    (regular file, size limit, byte-order mark, depth, keys given twice); DatasetError otherwise."""
-    return safe_io.read_user_json(path, what="The metadata file", advice=METADATA_ADVICE, error=_dataset_error)
-
-
-def read_metadata(path) -> dict:
-    """Read and check a ``metadata.json``; raise :class:`DatasetError` listing every problem."""
-    path = Path(path)
-    if not os.path.lexists(path):
-        raise DatasetError(f"No metadata: {path} does not exist.", [f"{path} does not exist."])
-    data = _read_metadata_json(path)
-    entries, problems = parse_metadata(data, path.name)
-    if problems:
-        raise DatasetError(_problem_message(path, problems, can_skip=False), problems)
-    return entries
-
-
-def write_metadata(path, entries: dict) -> Path:
-    """Write entries as DFDC-style ``metadata.json`` (atomically), keys sorted."""
-    path = Path(path)
-    out = {}
-    for name in sorted(entries):
-        e = entries[name]
-        out[name] = {"label": e["label"], "split": e.get("split"), "original": e.get("original")}
-        if e.get("file") and e["file"] != name:
-            out[name]["file"] = e["file"]
-        for optional in ("method", "difficulty"):
-            if e.get(optional):
-                out[name][optional] = e[optional]
-    _write_json(path, out)
-    return path
-
-
 def _write_json(path: Path, data) -> None:
     safe_io.atomic_write_json(path, data)
 
@@ -179,17 +77,6 @@ def _read_own_json(path: Path):
         return safe_io.read_user_json(path, what="The file")
     except safe_io.UnreadableFileError:
         return None
-
-
-def _problem_message(where, problems: list[str], can_skip: bool) -> str:
-    lines = [f"{len(problems)} problem(s) with the dataset at {where}:"]
-    lines += [f"  - {p}" for p in problems]
-    if can_skip:
-        lines.append("Fix them (nothing in your folder was changed), or pass skip_bad=True to "
-                     "prepare_dataset to leave the listed videos out.")
-    else:
-        lines.append("Fix them and run again (nothing in your folder was changed).")
-    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------
@@ -225,129 +112,6 @@ def inspect_video(path) -> dict:
 
 def _is_video(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS and not path.name.startswith(".")
-
-
-# ----------------------------------------------------------------------------
-# Splits
-# ----------------------------------------------------------------------------
-
-def split_groups(entries: dict, groups: dict | None = None) -> list[list[str]]:
-    """Sets of videos that must share a split: a fake with its original (and the original's other
-    fakes, even if the original itself is absent), plus any extra ``groups`` (e.g. identity)."""
-    parent: dict[str, str] = {}
-
-    def find(x):
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    def union(a, b):
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-
-    for name, entry in entries.items():
-        find("v:" + name)
-        if entry.get("original"):
-            union("v:" + name, "v:" + entry["original"])
-        if groups and groups.get(name) is not None:
-            union("v:" + name, "g:" + str(groups[name]))
-    components: dict[str, list[str]] = {}
-    for name in entries:
-        components.setdefault(find("v:" + name), []).append(name)
-    return sorted((sorted(c) for c in components.values()), key=lambda c: c[0])
-
-
-def assign_splits(entries: dict, fractions=DEFAULT_FRACTIONS, seed: int = DEFAULT_SEED,
-                  groups: dict | None = None) -> dict:
-    """Seeded, grouped, label-stratified train/val/test assignment; returns ``{name: split}``.
-
-    Whole groups (see :func:`split_groups`) are placed, largest first, in the
-    split that brings the REAL and FAKE counts of every split closest to
-    ``fractions``. Every split gets at least one group when there are enough.
-    """
-    fractions = np.asarray(fractions, dtype=float)
-    if fractions.shape != (3,) or (fractions < 0).any() or fractions.sum() <= 0:
-        raise ValueError(f"fractions must be three non-negative numbers (train, val, test), got {fractions}.")
-    fractions = fractions / fractions.sum()
-    comps = split_groups(entries, groups)
-    rng = np.random.default_rng(seed)
-    comps = [comps[i] for i in rng.permutation(len(comps))]
-    comps.sort(key=len, reverse=True)  # stable: equal sizes keep the random order
-
-    def composition(comp):
-        fakes = sum(entries[n]["label"] == "FAKE" for n in comp)
-        return np.array([len(comp) - fakes, fakes], dtype=float)
-
-    totals = sum((composition(c) for c in comps), np.zeros(2))
-    targets = fractions[:, None] * totals[None, :]
-    counts = np.zeros((3, 2))
-    placed: list[list[list[str]]] = [[], [], []]
-    for comp in comps:
-        add = composition(comp)
-        costs = []
-        for s in range(3):
-            trial = counts.copy()
-            trial[s] += add
-            costs.append(((trial - targets) ** 2 / (targets + 1)).sum() + (1e9 if fractions[s] == 0 else 0))
-        best = int(np.argmin(costs))
-        counts[best] += add
-        placed[best].append(comp)
-    # every wanted split gets REAL and FAKE videos, when other splits have groups of that label to spare
-    wanted = [s for s in range(3) if fractions[s] > 0]
-    for s in wanted:
-        for label in (1, 0):  # FAKE first: a split without fakes cannot be evaluated
-            if any(composition(c)[label] for c in placed[s]):
-                continue
-            spare = {k: [c for c in placed[k] if composition(c)[label]] for k in wanted if k != s}
-            donor = max(spare, key=lambda k: len(spare[k]), default=None)
-            if donor is None or len(spare[donor]) < 2:
-                continue
-            moved = min(spare[donor], key=len)
-            placed[donor].remove(moved)
-            placed[s].append(moved)
-    return {name: SPLITS[s] for s in range(3) for comp in placed[s] for name in comp}
-
-
-def check_splits(df, groups: dict | None = None) -> dict:
-    """Verify a split from the data (booleans computed, nothing assumed).
-
-    - ``video_disjoint``: no video (by name, by file, or by identical content
-      fingerprint) is in more than one split;
-    - ``fakes_with_originals``: every fake shares its split with its original
-      and with the other fakes of the same original;
-    - ``groups_together``: every extra group (e.g. sample identity) sits in one split (None if no groups).
-    """
-    splits_of_name = df.groupby("name")["split"].nunique()
-    splits_of_path = df.groupby("path")["split"].nunique()
-    fingerprints = df.assign(fp=[_fingerprint(p) for p in df["path"]])
-    splits_of_fp = fingerprints.dropna(subset=["fp"]).groupby("fp")["split"].nunique()
-    disjoint = bool((splits_of_name <= 1).all() and (splits_of_path <= 1).all() and (splits_of_fp <= 1).all())
-    split_of = dict(zip(df["name"], df["split"]))
-    fakes = df[df["label"] == "FAKE"]
-    pairs_ok = all(split_of.get(o, s) == s for o, s in zip(fakes["original"], fakes["split"]) if o)
-    by_original = fakes.dropna(subset=["original"]).groupby("original")["split"].nunique()
-    siblings_ok = bool((by_original <= 1).all())
-    n_pairs = int(sum(1 for o in fakes["original"] if o and o in split_of))
-    result = {"video_disjoint": disjoint, "fakes_with_originals": bool(pairs_ok and siblings_ok),
-              "fake_original_pairs": n_pairs, "groups_together": None}
-    if groups:
-        g = df.assign(group=[groups.get(n) for n in df["name"]]).dropna(subset=["group"])
-        result["groups_together"] = bool((g.groupby("group")["split"].nunique() <= 1).all())
-    return result
-
-
-def _fingerprint(path) -> str | None:
-    """Size plus SHA-1 of the first MiB: catches the same video copied under two names."""
-    try:
-        p = Path(path)
-        with p.open("rb") as f:
-            head = f.read(1 << 20)
-        return f"{p.stat().st_size}-{hashlib.sha1(head).hexdigest()}"
-    except OSError:
-        return None
 
 
 def _subset(entries: dict, n: int | None, seed: int) -> dict:
@@ -414,7 +178,7 @@ def scan_folder(folder) -> tuple[dict, list[str], list[str], dict]:
     entries, video_problems, fatal = {}, [], []
     if os.path.lexists(meta_path):
         try:
-            data = _read_metadata_json(meta_path)
+            data = read_metadata_json(meta_path)
         except DatasetError as error:
             return {}, [], [str(error)], {}
         parsed, problems = parse_metadata(data)
@@ -550,10 +314,10 @@ def _prepare_from_folder(video_root: Path, out_dir: Path, source: str, seed: int
             return final
     entries, video_problems, fatal, infos = scan_folder(video_root)
     if fatal:
-        raise DatasetError(_problem_message(video_root, fatal + video_problems, can_skip=False),
+        raise DatasetError(problem_message(video_root, fatal + video_problems, can_skip=False),
                            fatal + video_problems)
     if video_problems and not skip_bad:
-        raise DatasetError(_problem_message(video_root, video_problems, can_skip=True), video_problems)
+        raise DatasetError(problem_message(video_root, video_problems, can_skip=True), video_problems)
     if video_problems:
         print(f"Leaving out what these {len(video_problems)} problem(s) concern (skip_bad=True):")
         for p in video_problems:
@@ -600,227 +364,9 @@ def _check_both_labels(entries: dict, video_root: Path, left_out: list) -> None:
     raise DatasetError(message, [message])
 
 
-def split_warnings(entries: dict, fractions=DEFAULT_FRACTIONS) -> list[str]:
-    """Plain sentences about splits that cannot be used fully: a wanted split that is empty or holds
-    one label only (too few videos of a kind to go round). Empty list when all is well."""
-    warnings = []
-    for split, share in zip(SPLITS, fractions):
-        if not share:
-            continue
-        labels = [e["label"] for e in entries.values() if e.get("split") == split]
-        if not labels:
-            warnings.append(f"the {split} split is empty ({len(entries)} videos in all are too few to fill "
-                            "train, val and test); add videos, or use the numbers of that split with care.")
-        elif len(set(labels)) == 1:
-            warnings.append(f"the {split} split holds {len(labels)} {labels[0]} video(s) and no "
-                            f"{'FAKE' if labels[0] == 'REAL' else 'REAL'} one: its accuracy means little and its "
-                            "ROC AUC is undefined. Add videos of the missing label.")
-    return warnings
-
-
 def _own_name(folder: Path) -> str:
     base = re.sub(r"[^A-Za-z0-9_.-]+", "_", folder.name) or "videos"
     return f"{base}-{hashlib.sha1(str(folder).encode()).hexdigest()[:8]}"
-
-
-# ----------------------------------------------------------------------------
-# Kaggle
-# ----------------------------------------------------------------------------
-
-def find_kaggle_credentials(environ=None, home=None) -> str | None:
-    """Where the Kaggle client would find credentials, or None. Nothing is read beyond what is needed.
-
-    Checked like kaggle 2.x does: ``KAGGLE_API_TOKEN``; ``~/.kaggle/access_token``;
-    ``KAGGLE_USERNAME`` + ``KAGGLE_KEY``; a legacy ``kaggle.json`` (in
-    ``KAGGLE_CONFIG_DIR``, ``~/.kaggle`` or ``~/.config/kaggle``); the OAuth
-    login cached by ``kaggle auth login`` (``~/.kaggle/credentials.json``).
-    """
-    env = os.environ if environ is None else environ
-    home = Path(home) if home is not None else Path.home()
-    if env.get("KAGGLE_API_TOKEN", "").strip():
-        return "the KAGGLE_API_TOKEN environment variable"
-    for name in ("access_token", "access_token.txt"):
-        token = home / ".kaggle" / name
-        if token.is_file() and token.stat().st_size > 0:
-            return str(token)
-    if env.get("KAGGLE_USERNAME", "").strip() and env.get("KAGGLE_KEY", "").strip():
-        return "the KAGGLE_USERNAME and KAGGLE_KEY environment variables"
-    config_dirs = [Path(env["KAGGLE_CONFIG_DIR"])] if env.get("KAGGLE_CONFIG_DIR") else []
-    config_dirs += [home / ".kaggle", Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "kaggle"]
-    for directory in config_dirs:
-        legacy = directory / "kaggle.json"
-        if legacy.is_file():
-            try:
-                data = _read_kaggle_json(legacy)
-            except KaggleSetupError:
-                continue
-            if isinstance(data, dict) and data.get("username") and data.get("key"):
-                return str(legacy)
-    oauth = home / ".kaggle" / "credentials.json"
-    if oauth.is_file() and oauth.stat().st_size > 0:
-        return f"{oauth} (kaggle auth login)"
-    return None
-
-
-KAGGLE_JSON_ADVICE = ("It should read {\"username\": \"your-kaggle-name\", \"key\": \"the API key\"}: download a "
-                      "fresh one at https://www.kaggle.com/settings/api (\"Create New Token\" under the legacy API "
-                      "credentials) and put it there, or delete it and use another way to sign in (below).")
-
-
-def _read_kaggle_json(path: Path):
-    return safe_io.read_user_json(path, what="The Kaggle credentials file", max_bytes=64 << 10,
-                                  advice=KAGGLE_JSON_ADVICE, error=KaggleSetupError)
-
-
-def kaggle_credential_problems(environ=None, home=None) -> list[str]:
-    """Why credential files that are there cannot be used (empty, not JSON, lacking a field, a folder...).
-
-    :func:`find_kaggle_credentials` passes over such files; when it finds nothing
-    else, these sentences tell the user it was *their file* that failed, not that
-    there is none.
-    """
-    env = os.environ if environ is None else environ
-    home = Path(home) if home is not None else Path.home()
-    problems = []
-    config_dirs = [Path(env["KAGGLE_CONFIG_DIR"])] if env.get("KAGGLE_CONFIG_DIR") else []
-    config_dirs += [home / ".kaggle", Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "kaggle"]
-    for legacy in [d / "kaggle.json" for d in config_dirs]:
-        if not os.path.lexists(legacy):
-            continue
-        try:
-            data = _read_kaggle_json(legacy)
-        except KaggleSetupError as error:
-            problems.append(str(error))
-            continue
-        if not isinstance(data, dict):
-            problems.append(f"The Kaggle credentials file {legacy} holds a JSON {type(data).__name__}, not an "
-                            f"object. {KAGGLE_JSON_ADVICE}")
-            continue
-        lacking = [field for field in ("username", "key") if not (isinstance(data.get(field), str)
-                                                                  and data[field].strip())]
-        if lacking:
-            problems.append(f"The Kaggle credentials file {legacy} has no {' and no '.join(repr(f) for f in lacking)}"
-                            f" entry. {KAGGLE_JSON_ADVICE}")
-    for name in ("access_token", "access_token.txt"):
-        token = home / ".kaggle" / name
-        if os.path.lexists(token):
-            if not token.is_file():
-                problems.append(f"The Kaggle token file {token} is not a regular file; replace it with the token "
-                                "from https://www.kaggle.com/settings/api, or delete it.")
-            elif token.stat().st_size == 0:
-                problems.append(f"The Kaggle token file {token} is empty; paste the token from "
-                                "https://www.kaggle.com/settings/api into it, or delete it.")
-    return problems
-
-
-def kaggle_help_message() -> str:
-    """What to do when no Kaggle credentials are found."""
-    return (
-        "No Kaggle credentials found, so the DFDC sample (train_sample_videos, about 400 videos) cannot be "
-        "downloaded. To use it:\n"
-        f"  1. Sign in at https://www.kaggle.com, open {KAGGLE_RULES_URL} and accept the competition rules "
-        "(without that, Kaggle refuses the download with 403).\n"
-        "  2. Give the Kaggle client credentials, ONE of:\n"
-        "     - run `kaggle auth login` in a terminal where the course's environment is active, or\n"
-        "     - create a token at https://www.kaggle.com/settings/api (\"Generate New Token\") and either set\n"
-        "       KAGGLE_API_TOKEN=<token> in the environment before starting Jupyter, or save the token in\n"
-        "       ~/.kaggle/access_token, or\n"
-        "     - save a legacy kaggle.json API key as ~/.kaggle/kaggle.json (chmod 600), or set\n"
-        "       KAGGLE_USERNAME and KAGGLE_KEY.\n"
-        "  3. Run this again (restart the kernel if you changed environment variables).\n"
-        "No account? Use DATA_SOURCE = \"sample\" (built in, no download) or \"folder\" with your own videos."
-    )
-
-
-def _explain_kaggle_error(error: Exception, credentials: str) -> Exception:
-    response = getattr(error, "response", None)
-    status = getattr(response, "status_code", None)
-    if status is None:
-        match = re.search(r"\b(401|403|404)\b", str(error))
-        status = int(match.group(1)) if match else None
-    if status == 403:
-        return KaggleSetupError(
-            "Kaggle refused the download (403 Forbidden): this account has not accepted the rules of the "
-            f"competition. Open {KAGGLE_RULES_URL} while signed in, click \"I Understand and Accept\", and run "
-            "again. What was already downloaded is kept; the download resumes.")
-    if status == 401:
-        return KaggleSetupError(
-            f"Kaggle rejected the credentials found in {credentials} (401 Unauthorized): they are wrong or "
-            "expired. Run `kaggle auth login` again or create a new token at https://www.kaggle.com/settings/api, "
-            "then run again.")
-    if status == 404:
-        return KaggleSetupError(f"Kaggle does not know the competition {KAGGLE_COMPETITION!r} (404).")
-    return DatasetError(
-        f"The Kaggle download stopped ({type(error).__name__}: {error}). Check the network and run again: "
-        "finished downloads are kept and an interrupted one resumes or restarts cleanly.")
-
-
-def _download_with_kaggle_client(partial_dir: Path) -> Path:
-    """Download the competition archive with the official client into ``partial_dir``; return the zip path.
-
-    The client resumes an interrupted download of the same file by itself.
-    ``kaggle`` is imported only here: importing it without credentials prints a banner.
-    """
-    try:
-        from kaggle.api.kaggle_api_extended import KaggleApi
-    except ImportError as error:
-        raise KaggleSetupError("The Kaggle client is not installed: pip install kaggle==2.2.5") from error
-    api = KaggleApi()
-    try:
-        api.authenticate()
-    except SystemExit:
-        raise KaggleSetupError(kaggle_help_message()) from None
-    api.competition_download_files(KAGGLE_COMPETITION, path=str(partial_dir), quiet=False)
-    return partial_dir / KAGGLE_ARCHIVE
-
-
-def _archive_complete(path: Path, required: str = KAGGLE_PREFIX + "metadata.json") -> bool:
-    """A complete zip: the central directory reads, the required member is there, the CRCs match."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            if required not in zf.namelist():
-                return False
-            return zf.testzip() is None
-    except (OSError, zipfile.BadZipFile):
-        return False
-
-
-def fetch_kaggle_archive(download_dir=None, downloader=None) -> Path:
-    """The DFDC competition archive, downloaded once (skipped when already complete).
-
-    The client writes into ``download_dir/partial/``; only a complete, CRC-checked
-    archive is moved to ``download_dir/deepfake-detection-challenge.zip``.
-    ``downloader(partial_dir) -> Path`` replaces the Kaggle client (tests).
-    """
-    download_dir = Path(download_dir or config.data_dir() / "kaggle" / "download")
-    final = download_dir / KAGGLE_ARCHIVE
-    if final.is_file():
-        return final
-    credentials = find_kaggle_credentials()
-    if credentials is None:
-        problems = kaggle_credential_problems()
-        if problems:
-            raise KaggleSetupError("Kaggle credentials were found but cannot be used:\n  - " + "\n  - ".join(problems)
-                                   + "\n\n" + kaggle_help_message().replace("No Kaggle credentials found",
-                                                                            "No usable Kaggle credentials", 1),
-                                   problems)
-        raise KaggleSetupError(kaggle_help_message())
-    partial = download_dir / "partial"
-    partial.mkdir(parents=True, exist_ok=True)
-    print(f"Downloading the {KAGGLE_COMPETITION} archive with credentials from {credentials} ...")
-    try:
-        got = Path((downloader or _download_with_kaggle_client)(partial))
-    except DatasetError:
-        raise
-    except Exception as error:
-        raise _explain_kaggle_error(error, credentials) from error
-    if not got.is_file() or not _archive_complete(got):
-        if got.is_file():
-            got.unlink()  # our own broken download, not a user file
-        raise DatasetError(f"The downloaded archive {got.name} is incomplete or corrupt and was removed. "
-                           "Run again to restart the download.")
-    got.replace(final)
-    return final
 
 
 def _unsafe_reason(info: zipfile.ZipInfo) -> str | None:
@@ -908,7 +454,7 @@ def safe_extract(archive, target_dir, prefix: str | None = None, max_total_bytes
     chosen = check_archive(archive, prefix, max_total_bytes, max_ratio)
     total = sum(i.file_size for i in chosen)
     safe_io.check_free_space(target.parent, total, f"Extracting {Path(archive).name}", FREE_SPACE_MARGIN,
-                             error=_dataset_error, advice="Free some space there, or set DEEPFAKE_DATA_DIR to a "
+                             error=dataset_error, advice="Free some space there, or set DEEPFAKE_DATA_DIR to a "
                              "folder on a larger disk, and run again.")
     work = target.with_name(target.name + ".partial")
     if work.exists():

@@ -88,22 +88,6 @@ def normalize_frame(frame: np.ndarray, method: str = "minmax") -> np.ndarray:
     raise ValueError(f"Unknown normalization {method!r}; choose from {NORMALIZATIONS}.")
 
 
-def load_face(path, image_size: int) -> np.ndarray:
-    """A saved face crop as RGB uint8 (image_size x image_size)."""
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise FileNotFoundError(f"Cannot read the face crop {path}. Was the crop folder moved or deleted? "
-                                "Run helpers.faces.extract_faces again to rebuild the crops and manifest.")
-    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    if image.shape[:2] != (image_size, image_size):
-        shrink = image.shape[0] > image_size
-        image = cv2.resize(image, (image_size, image_size),
-                           interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    return image
-
-
 def sequence_augmentation(seed: int | None = None):
     """Training augmentation for face sequences (albumentations), same draw for all frames of a call.
 
@@ -125,7 +109,7 @@ def load_sequence(crop_paths, seq_len: int, image_size: int, normalization: str 
                   augmentation=None) -> np.ndarray:
     """One video's (seq_len, H, W, 3) float32 sequence in [0, 1]."""
     positions = sequence_indices(len(crop_paths), seq_len)
-    frames = np.stack([load_face(crop_paths[i], image_size) for i in positions])
+    frames = np.stack([faces.read_crop(crop_paths[i], image_size) for i in positions])
     if augmentation is not None:
         frames = np.asarray(augmentation(images=frames)["images"])
     return np.stack([normalize_frame(f, normalization) for f in frames])

@@ -49,25 +49,6 @@ def train_augmentation(image_size: int, seed: int | None = None):
     )
 
 
-def read_face(path, image_size: int | None = None) -> np.ndarray:
-    """Read a face crop as RGB uint8 (H, W, 3), optionally resized to a square.
-
-    Raises a FileNotFoundError naming the file when it is missing or unreadable.
-    """
-    path = Path(path)
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise FileNotFoundError(
-            f"Cannot read the face crop {path}. Re-run the face extraction (notebook 02, "
-            "helpers.faces.extract_faces) so the manifest and the crop files match.")
-    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    if image_size is not None and image.shape[:2] != (image_size, image_size):
-        shrinking = image.shape[0] > image_size
-        image = cv2.resize(image, (image_size, image_size),
-                           interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-    return image
-
-
 def to_tensor(face: np.ndarray) -> torch.Tensor:
     """RGB uint8 (H, W, 3) -> float tensor (3, H, W) in [0, 1]."""
     face = np.ascontiguousarray(face)
@@ -101,7 +82,7 @@ class FaceCropDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int):
-        face = read_face(self.paths[index], self.image_size)
+        face = faces.read_crop(self.paths[index], self.image_size)
         if self.augment is not None:
             face = self.augment(image=face)["image"]
             if face.shape[:2] != (self.image_size, self.image_size):

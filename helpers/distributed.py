@@ -57,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config
+from . import config, safe_io
 
 #: Environment variable that names a Ray cluster to connect to (Ray's own convention).
 ADDRESS_VARIABLE = "RAY_ADDRESS"
@@ -354,7 +354,7 @@ def list_videos(folder) -> list:
     folder is searched for videos; a video under a ``real/`` or ``fake/`` folder gets
     that label, any other (the DFDC test set) ``label=None`` and ``target=-1``.
     """
-    from . import data_sources
+    from . import data_sources, video_frames
 
     folder = Path(folder).expanduser()
     if not folder.is_dir():
@@ -364,21 +364,21 @@ def list_videos(folder) -> list:
         return [{"name": r["name"], "path": r["path"], "label": r["label"], "target": int(r["target"]),
                  "split": r["split"], "original": r["original"]} for r in table.to_dict("records")]
     records = []
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in data_sources.VIDEO_EXTENSIONS
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in video_frames.VIDEO_EXTENSIONS
                        and p.is_file()):
         parts = {part.lower() for part in path.relative_to(folder).parts[:-1]}
         label = "FAKE" if "fake" in parts else "REAL" if "real" in parts else None
         records.append({"name": path.relative_to(folder).as_posix(), "path": str(path.resolve()), "label": label,
                         "target": {"FAKE": 1, "REAL": 0}.get(label, -1), "split": "test", "original": None})
     if not records:
-        raise FileNotFoundError(f"No videos ({', '.join(data_sources.VIDEO_EXTENSIONS)}) in {folder}.")
+        raise FileNotFoundError(f"No videos ({', '.join(video_frames.VIDEO_EXTENSIONS)}) in {folder}.")
     return records
 
 
 def _part_path(out_dir: Path, name: str) -> Path:
     from . import faces
 
-    return out_dir / "parts" / f"{faces._safe_name(name)}.parquet"  # TODO(lead): public after faces refactor
+    return out_dir / "parts" / f"{faces.crop_folder_name(name)}.parquet"
 
 
 def _part_is_current(out_dir: Path, video: dict) -> bool:
@@ -416,7 +416,7 @@ class ReaderReplay:
         from helpers import faces
 
         self.messages = list(messages)
-        self.load = faces._ReaderLoad()  # TODO(lead): public after faces refactor
+        self.load = faces.ReaderLoad()
         self.load.busy = os.cpu_count() or 1  # no reader shares this process: the detector's own threads
 
     def next_message(self):
@@ -437,7 +437,7 @@ def read_video_stage(row: dict, frames_per_video: int, backend: str = "pyav", de
     video = json.loads(row["video"])
     start, cpu = time.perf_counter(), time.process_time()
     # room for every message, so the reader never waits for a consumer
-    stream = faces._FrameStream(video["path"], frames_per_video, backend, decode_threads,  # TODO(lead): public
+    stream = faces.FrameStream(video["path"], frames_per_video, backend, decode_threads,
                                 depth=int(frames_per_video) + 8)
     stream.read()
     messages = []
@@ -469,7 +469,7 @@ class FaceDetectionStage:
         for messages in batch["messages"]:
             start, cpu_start = time.perf_counter(), time.process_time()
             replay = ReaderReplay(pickle.loads(messages))
-            outcome = faces._detect_stream(replay, self.detector)  # TODO(lead): public after faces refactor
+            outcome = faces.detect_stream(replay, self.detector)
             outcomes.append(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
             seconds.append(time.perf_counter() - start)
             cpu.append(time.process_time() - cpu_start)
@@ -488,7 +488,7 @@ def write_video_stage(row: dict, out_dir: str) -> dict:
 
     start, cpu = time.perf_counter(), time.process_time()
     video, outcome, out = json.loads(row["video"]), pickle.loads(row["outcome"]), Path(out_dir)
-    rows = faces._video_rows(video, outcome, out)  # TODO(lead): public after faces refactor
+    rows = faces.video_rows(video, outcome, out)
     size = Path(video["path"]).stat().st_size if Path(video["path"]).exists() else -1
     work = float(row["read_seconds"]) + float(row["detect_seconds"]) + time.perf_counter() - start
     for r in rows:
@@ -499,7 +499,7 @@ def write_video_stage(row: dict, out_dir: str) -> dict:
         r["worker"] = str(row["worker"])
     part = _part_path(out, video["name"])
     part.parent.mkdir(parents=True, exist_ok=True)
-    faces._write_parquet_atomic(pd.DataFrame(rows), part)  # TODO(lead): public after faces refactor
+    faces.write_parquet(pd.DataFrame(rows), part)
     note = outcome.reason or getattr(outcome, "damage", "") or ""  # why nothing, or where it broke off
     return {"video": video["name"], "status": outcome.status, "reason": note,
             "faces": sum(r["status"] == "ok" for r in rows), "frames": len(rows), "seconds": work,
@@ -588,7 +588,7 @@ def extract_faces_distributed(dataset_dir, profile: str = "standard", *, out_dir
     settings = faces.face_settings(profile, **overrides)
     out = Path(out_dir) if out_dir is not None else faces.faces_dir(dataset_dir, profile, **overrides)
     (out / "parts").mkdir(parents=True, exist_ok=True)
-    content = faces._content_key(settings)  # TODO(lead): public after faces refactor
+    content = faces.content_key(settings)
     (out / "settings.json").write_text(json.dumps({"profile": profile, **content,
                                                    "dataset": str(dataset_dir.resolve())}, indent=2))
     videos = list_videos(dataset_dir)
@@ -603,8 +603,8 @@ def extract_faces_distributed(dataset_dir, profile: str = "standard", *, out_dir
             _run_extraction(todo, settings, out, plan, detection_stage, timings)
     elif manifest.exists() and list(dict.fromkeys(pd.read_parquet(manifest, columns=["video"])["video"])) == names:
         return manifest
-    df = faces._assemble(out, names)  # TODO(lead): public after faces refactor
-    faces._write_parquet_atomic(df, manifest)
+    df = faces.assemble_manifest(out, names)
+    faces.write_parquet(df, manifest)
     frames = df[df["status"].isin(["ok", "no_face"])]
     bad = df.loc[df["status"].isin(["unreadable", "missing_file"]), "video"].nunique()
     print(f"{len(names)} videos -> {int((df['status'] == 'ok').sum())} face crops from {len(frames)} frames read "
@@ -700,9 +700,9 @@ class FaceScoringStage:
         self.predictor = inference.load_predictor(checkpoint, device=device)
 
     def __call__(self, batch: dict) -> dict:
-        import cv2
+        from helpers import faces
 
-        crops = [cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB) for path in batch["crop_path"]]
+        crops = [faces.read_crop(path) for path in batch["crop_path"]]
         batch = batch.copy()
         batch["prob_fake"] = self.predictor.score_faces(crops)
         return batch
@@ -804,9 +804,8 @@ def _score_faces(found, checkpoint: Path, out: Path, workers, gpus_per_worker, b
     scored = pd.concat([before, *[b.assign(checkpoint=key) for b in new]], ignore_index=True) if new else before
     scored = scored.merge(found[keys], on=keys)  # only faces the manifest still has
     scored = scored.sort_values(["video", "frame_index"]).reset_index(drop=True)
-    tmp = path.with_name(path.name + ".partial")
-    scored.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    with safe_io.atomic_path(path) as tmp:
+        scored.to_parquet(tmp, index=False)
     return scored
 
 
@@ -844,7 +843,7 @@ def fresh_view(dataset_dir, tag: str, limit: int | None = None) -> Path:
     ``limit``: list only that many videos, spread evenly over the name-sorted list
     (a smaller set to time; None: all of them).
     """
-    from . import data_sources
+    from . import data_sources, metadata
 
     name = Path(dataset_dir).resolve().name
     view = config.data_dir() / "scale_out" / "views" / (f"{name}-{tag}" if limit is None else f"{name}-{limit}-{tag}")
@@ -853,7 +852,7 @@ def fresh_view(dataset_dir, tag: str, limit: int | None = None) -> Path:
         table = table.iloc[np.unique(np.linspace(0, len(table) - 1, int(limit)).round().astype(int))]
     entries = {r["name"]: {"label": r["label"], "split": r["split"], "original": r["original"], "file": r["path"]}
                for r in table.to_dict("records")}
-    data_sources.write_metadata(view / "metadata.json", entries)
+    metadata.write_metadata(view / "metadata.json", entries)
     return view
 
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config
+from .config import KAGGLE_COMPETITION
 
 # The GitHub repository of the course, as "owner/name". A placeholder until the course is
 # published: change it here and run `python tools/colab_links.py --write`.
@@ -42,7 +43,6 @@ COURSE_REPOSITORY = "your-github-user/deepfake-detection-course"
 COURSE_BRANCH = "main"
 
 KAGGLE_ROOT = Path("/kaggle")
-KAGGLE_COMPETITION = "deepfake-detection-challenge"
 CLONE_NAME = "deepfake-detection-course"   # the folder a hosted notebook clones the course into
 HOSTED_WORK_DIRS = {"colab": "/content", "kaggle": "/kaggle/working"}
 

@@ -1,4 +1,4 @@
-"""Metrics, and turning frame (face) scores into one score per video.
+"""Metrics, turning frame (face) scores into one score per video, and scoring a model's faces.
 
 Labels are 1 = FAKE, 0 = REAL throughout the course; scores are the predicted
 probability of FAKE. The DFDC competition ranked entries by log loss (lower is
@@ -405,3 +405,73 @@ def describe_metrics(metrics: dict, keys=("accuracy", "roc_auc", "log_loss")) ->
     else:
         size = f"n = {metrics['n']}"
     return ", ".join(parts) + f" ({level + ' level, ' if level else ''}{size})"
+
+
+# ----------------------------------------------------------------------------
+# Scoring a PyTorch face classifier, and choosing the video rule
+# ----------------------------------------------------------------------------
+
+def score_faces(model, manifest_df: pd.DataFrame, image_size: int, device="cpu",
+                batch_size: int = 64, amp: bool = True, progress: bool = False) -> pd.DataFrame:
+    """One row per face crop with ``prob_fake``: the frame table that ``helpers.evaluation`` expects.
+
+    Columns: video, frame_index (if known), split, label (int, 1 = FAKE),
+    label_name ("REAL"/"FAKE"), crop_path, prob_fake.
+    """
+    from .datasets_torch import make_loader
+    from .training_torch import predict_probs
+
+    loader = make_loader(manifest_df, image_size, batch_size=batch_size, train=False)
+    table = loader.dataset.table
+    probs = predict_probs(model, loader, device, amp=amp, progress=progress)
+    frame = pd.DataFrame({"video": table["video"].to_numpy()})
+    for column in ("frame_index", "split"):
+        if column in table.columns:
+            frame[column] = table[column].to_numpy()
+    frame["label"] = table["target"].astype(int).to_numpy()
+    frame["label_name"] = np.where(frame["label"] == 1, "FAKE", "REAL")
+    frame["crop_path"] = table["crop_path"].to_numpy()
+    frame["prob_fake"] = probs
+    return frame
+
+
+def compare_video_rules(frame_table: pd.DataFrame, rules=("mean", "confident"), ci: bool = False,
+                        n_boot: int = 1000, seed: int = 0) -> dict:
+    """Video-level metrics of each aggregation rule on one frame table (``ci=True``: with bootstrap 95 % CIs)."""
+    return {rule: {**binary_metrics(*_video_arrays(frame_table, rule), ci=ci, n_boot=n_boot, seed=seed),
+                   "level": "video"} for rule in rules}
+
+
+def frame_and_video_metrics(frame_table: pd.DataFrame, rule: str = "mean", n_boot: int = 1000,
+                            seed: int = 0) -> dict:
+    """Metrics per face and per video (faces aggregated with ``rule``), each with a bootstrap 95 % CI.
+
+    Frame level: n = faces, and the bootstrap resamples whole videos (the
+    faces of one video are near-copies, not independent samples). Video
+    level: n = videos. Each result says its ``level``; ``n_videos`` is on both.
+    """
+    videos = video_scores(frame_table, rule=rule)
+    frame = binary_metrics(frame_table["label"], frame_table["prob_fake"], ci=True,
+                                      groups=frame_table["video"], n_boot=n_boot, seed=seed)
+    video = binary_metrics(videos["label"], videos["prob_fake"], ci=True, n_boot=n_boot, seed=seed)
+    n_videos = int(len(videos))
+    return {"frame": {**frame, "level": "frame", "n_videos": n_videos},
+            "video": {**video, "level": "video", "n_videos": n_videos}, "video_rule": rule}
+
+
+def _video_arrays(frame_table: pd.DataFrame, rule: str):
+    videos = video_scores(frame_table, rule=rule)
+    return videos["label"].to_numpy(), videos["prob_fake"].to_numpy()
+
+
+def choose_video_rule(comparison: dict, metric: str = "log_loss") -> str:
+    """The rule with the best ``metric`` (log loss: lowest; others: highest); ties go to "mean", the simpler."""
+    lower_is_better = metric == "log_loss"
+    best_rule, best_value = None, None
+    for rule in sorted(comparison, key=lambda r: r != "mean"):
+        value = comparison[rule].get(metric)
+        if value is None:
+            continue
+        if best_value is None or (value < best_value if lower_is_better else value > best_value):
+            best_rule, best_value = rule, value
+    return best_rule or "mean"

@@ -11,24 +11,23 @@ The tools, used by notebook 06 and by the demo app:
   gradient (TensorFlow or PyTorch).
 * :func:`overlay` - a heat map blended onto the *original* face (RGB uint8);
   :func:`outcome_groups` - which faces a model got right and wrong (the panels).
-* :func:`tta_probs` - P(FAKE) averaged over transformed copies of each face
-  (flip, small shifts, brightness, JPEG re-encoding), and the degradations
-  (:func:`degrade`) used to measure robustness to social-media re-encoding;
-  :func:`metric_change_ci` - the change either brings, with a paired bootstrap
-  95 % interval.
-* :func:`similarity_transform` / :func:`align_to_template` /
-  :func:`region_shares` - put each Grad-CAM map into one canonical face frame
-  (5 MTCNN landmarks -> a fixed template) so maps can be averaged over many
-  faces and the share of activation on eyes, nose and mouth can be measured.
+* test-time augmentation and the degradations live in :mod:`helpers.tta`.
+* :func:`average_aligned` / :func:`region_shares` - put each Grad-CAM map
+  into one canonical face frame (5 MTCNN landmarks -> a fixed template, with
+  :func:`helpers.geometry.align_to_template`) so maps can be averaged over
+  many faces and the share of activation on eyes, nose and mouth
+  (:func:`helpers.geometry.region_masks`) can be measured.
 
 Nothing here knows where faces come from; inputs are tensors / arrays of faces.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
+
+from . import geometry
 
 # --------------------------------------------------------------------------- #
 # Grad-CAM for PyTorch models
@@ -38,23 +37,20 @@ import numpy as np
 def default_target_layer(model):
     """The layer Grad-CAM reads by default.
 
-    For facenet-pytorch's InceptionResnetV1 (also when it is wrapped in another
-    module) this is ``block8.branch1[-1]``, the last convolution block of the
-    network's final Inception-ResNet block, as in the report. For any other
-    network: the layer ``models_compare.gradcam_layer`` names for the
-    comparison models (custom CNN, MesoNet, DenseNet121), else the last
-    ``Conv2d`` module.
+    For the course's models, the layer ``model_registry.gradcam_layer`` names:
+    for facenet-pytorch's InceptionResnetV1 (also when it is wrapped in another
+    module) ``block8.branch1[-1]``, the last convolution block of the network's
+    final Inception-ResNet block, as in the report; for the comparison models
+    (custom CNN, MesoNet, DenseNet121) their last convolutional stage. For any
+    other network: the last ``Conv2d`` module.
     """
     import torch.nn as nn
 
-    for name, module in model.named_modules():
-        if name == "block8.branch1" or name.endswith(".block8.branch1"):
-            return module[-1]
-    try:
-        from .models_compare import gradcam_layer
+    from . import model_registry
 
-        return gradcam_layer(model)
-    except (ImportError, TypeError):
+    try:
+        return model_registry.gradcam_layer(model)
+    except TypeError:
         pass
     last_conv = None
     for module in model.modules():
@@ -99,12 +95,16 @@ class _LogitTarget:
         return self.sign * (output[0] if output.ndim == 1 else output[:, 0])
 
 
-def _save_modes(model) -> list:
-    """Each submodule's train/eval flag (a model may keep frozen parts in eval mode while training)."""
+def save_modes(model) -> list:
+    """Each submodule's train/eval flag (a model may keep frozen parts in eval mode while training).
+
+    Grad-CAM and :func:`helpers.tta.tta_probs` switch the model to eval mode and
+    put every flag back afterwards with :func:`restore_modes`.
+    """
     return [(module, module.training) for module in model.modules()]
 
 
-def _restore_modes(modes: list) -> None:
+def restore_modes(modes: list) -> None:
     for module, training in modes:
         module.training = training
 
@@ -150,7 +150,7 @@ def gradcam_torch(model, faces_tensor, target_layer=None, towards: str = "fake",
     layer = _resolve_layer(model, target_layer)
     if device is not None:
         model.to(device)
-    modes = _save_modes(model)
+    modes = save_modes(model)
     saved_grads = [(p, p.grad) for p in model.parameters()]
     wrapped = _one_logit(model)
     maps = []
@@ -165,7 +165,7 @@ def gradcam_torch(model, faces_tensor, target_layer=None, towards: str = "fake",
                 maps.append(np.asarray(cam(input_tensor=chunk, targets=targets), dtype=np.float32))
     finally:
         cam.activations_and_grads.release()
-        _restore_modes(modes)
+        restore_modes(modes)
         for parameter, grad in saved_grads:  # leave no Grad-CAM gradients behind
             parameter.grad = grad
     maps = np.concatenate(maps, axis=0) if maps else np.zeros((0,) + tuple(faces.shape[-2:]), np.float32)
@@ -304,279 +304,10 @@ def overlay(face, cam, alpha: float = 0.45) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- #
-# Test-time augmentation and degradations (faces as (N, 3, H, W) in [0, 1])
-# --------------------------------------------------------------------------- #
-
-
-def _to_uint8_hwc(faces) -> np.ndarray:
-    array = faces.detach().cpu().numpy() if hasattr(faces, "detach") else np.asarray(faces)
-    return (np.clip(np.transpose(array, (0, 2, 3, 1)), 0, 1) * 255).round().astype(np.uint8)
-
-
-def _from_uint8_hwc(images: np.ndarray, like):
-    import torch
-
-    tensor = torch.from_numpy(np.transpose(images.astype(np.float32) / 255.0, (0, 3, 1, 2)).copy())
-    return tensor.to(device=like.device, dtype=like.dtype)
-
-
-def jpeg(faces, quality: int = 75):
-    """Re-encode each face as JPEG at ``quality`` (1-100) and decode it again."""
-    import cv2
-
-    if not 1 <= int(quality) <= 100:
-        raise ValueError("JPEG quality must be in 1..100.")
-    images = _to_uint8_hwc(faces)
-    out = np.empty_like(images)
-    for i, image in enumerate(images):
-        ok, encoded = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-        if not ok:
-            raise RuntimeError("OpenCV could not encode a JPEG.")
-        out[i] = cv2.imdecode(encoded, cv2.IMREAD_COLOR)[..., ::-1]
-    return _from_uint8_hwc(out, faces)
-
-
-def downscale(faces, factor: float = 0.5):
-    """Shrink each face by ``factor`` (area averaging) and scale it back up (bilinear)."""
-    import torch.nn.functional as F
-
-    if not 0 < factor <= 1:
-        raise ValueError("The down-scaling factor must be in (0, 1].")
-    if factor == 1:
-        return faces.clone()
-    height, width = faces.shape[-2:]
-    small = F.interpolate(faces, size=(max(1, round(height * factor)), max(1, round(width * factor))),
-                          mode="area")
-    return F.interpolate(small, size=(height, width), mode="bilinear", align_corners=False).clamp(0, 1)
-
-
-def blur(faces, sigma: float = 1.0):
-    """Gaussian blur with standard deviation ``sigma`` pixels (0 = unchanged)."""
-    import cv2
-
-    if sigma < 0:
-        raise ValueError("sigma must be >= 0.")
-    if sigma == 0:
-        return faces.clone()
-    images = _to_uint8_hwc(faces)
-    out = np.stack([cv2.GaussianBlur(image, (0, 0), sigmaX=float(sigma)) for image in images])
-    return _from_uint8_hwc(out, faces)
-
-
-def shift(faces, dx: float = 0.04, dy: float = 0.04):
-    """Translate by a fraction of the face size; the uncovered border repeats the edge pixels."""
-    import torch.nn.functional as F
-
-    height, width = faces.shape[-2:]
-    px, py = int(round(dx * width)), int(round(dy * height))
-    padded = F.pad(faces, (abs(px), abs(px), abs(py), abs(py)), mode="replicate")
-    top, left = abs(py) - py, abs(px) - px
-    return padded[..., top:top + height, left:left + width]
-
-
-def zoom(faces, keep: float = 0.9):
-    """Central crop keeping ``keep`` of each side, resized back to the original size."""
-    import torch.nn.functional as F
-
-    height, width = faces.shape[-2:]
-    h, w = max(1, round(height * keep)), max(1, round(width * keep))
-    top, left = (height - h) // 2, (width - w) // 2
-    crop = faces[..., top:top + h, left:left + w]
-    return F.interpolate(crop, size=(height, width), mode="bilinear", align_corners=False).clamp(0, 1)
-
-
-def brightness(faces, factor: float = 1.1):
-    """Multiply intensities by ``factor`` and clip to [0, 1]."""
-    return (faces * factor).clamp(0, 1)
-
-
-#: The named test-time transforms; each maps a batch (N, 3, H, W) in [0, 1] to another.
-TTA_TRANSFORMS: dict[str, Callable] = {
-    "identity": lambda x: x,
-    "hflip": lambda x: x.flip(-1),
-    "shift_down_right": lambda x: shift(x, 0.04, 0.04),
-    "shift_up_left": lambda x: shift(x, -0.04, -0.04),
-    "zoom_in": lambda x: zoom(x, 0.9),
-    "brighter": lambda x: brightness(x, 1.1),
-    "darker": lambda x: brightness(x, 0.9),
-    "jpeg_q75": lambda x: jpeg(x, 75),
-}
-#: What notebook 06 averages over by default (the original face always included).
-DEFAULT_TTA = ("identity", "hflip", "shift_down_right", "shift_up_left", "brighter", "jpeg_q75")
-
-#: Degradations for the robustness study: kind -> (function, levels, the clean level).
-DEGRADATIONS = {
-    "jpeg_quality": (jpeg, (95, 75, 50, 30, 10), None),
-    "downscale": (downscale, (0.75, 0.5, 0.33, 0.25), 1.0),
-    "blur_sigma": (blur, (0.5, 1.0, 2.0, 3.0), 0.0),
-}
-
-
-def degrade(faces, kind: str, level):
-    """Apply one robustness degradation (``jpeg_quality``, ``downscale`` or ``blur_sigma``)."""
-    if kind not in DEGRADATIONS:
-        raise ValueError(f"Unknown degradation {kind!r}; choose from {sorted(DEGRADATIONS)}.")
-    return DEGRADATIONS[kind][0](faces, level)
-
-
-def _resolve_transforms(transforms) -> list[tuple[str, Callable]]:
-    if transforms is None:
-        transforms = DEFAULT_TTA
-    if isinstance(transforms, str) or callable(transforms):
-        transforms = [transforms]
-    resolved = []
-    for item in transforms:
-        if isinstance(item, str):
-            if item not in TTA_TRANSFORMS:
-                raise ValueError(f"Unknown TTA transform {item!r}; known: {', '.join(TTA_TRANSFORMS)}.")
-            resolved.append((item, TTA_TRANSFORMS[item]))
-        elif callable(item):
-            resolved.append((getattr(item, "__name__", "custom"), item))
-        else:
-            raise TypeError(f"A TTA transform must be a name or a callable, got {item!r}.")
-    if not resolved:
-        raise ValueError("TTA needs at least one transform (use ['identity'] for a plain prediction).")
-    return resolved
-
-
-def _batches(faces, batch_size: int) -> Iterable:
-    """Yield float tensors (B, 3, H, W) from a tensor, an array or a DataLoader of (x, y)."""
-    import torch
-
-    if isinstance(faces, (torch.Tensor, np.ndarray)):
-        tensor = torch.as_tensor(faces, dtype=torch.float32)
-        if tensor.ndim == 3:
-            tensor = tensor.unsqueeze(0)
-        for start in range(0, len(tensor), batch_size):
-            yield tensor[start:start + batch_size]
-    else:
-        for batch in faces:
-            yield batch[0] if isinstance(batch, (list, tuple)) else batch
-
-
-def tta_probs(model, faces, device="cpu", transforms=None, batch_size: int = 32,
-              return_all: bool = False):
-    """P(FAKE) per face, averaged over test-time transforms.
-
-    ``faces``: a tensor / array (N, 3, H, W) in [0, 1], or a DataLoader yielding
-    ``(faces, targets)`` (e.g. over ``FaceCropDataset``). ``transforms``: names
-    from :data:`TTA_TRANSFORMS` and/or callables on a batch; default
-    :data:`DEFAULT_TTA`. Probabilities (not logits) are averaged. With
-    ``transforms=["identity"]`` this is the plain prediction. With
-    ``return_all=True`` also returns the (T, N) per-transform probabilities.
-    """
-    import torch
-
-    resolved = _resolve_transforms(transforms)
-    modes = _save_modes(model)
-    model.eval()
-    per_transform: list[list[np.ndarray]] = [[] for _ in resolved]
-    try:
-        with torch.no_grad():
-            for batch in _batches(faces, batch_size):
-                batch = batch.to(device=device, dtype=torch.float32)
-                for k, (_, transform) in enumerate(resolved):
-                    logits = model(transform(batch)).reshape(len(batch), -1)[:, 0]
-                    per_transform[k].append(torch.sigmoid(logits.float()).cpu().numpy())
-    finally:
-        _restore_modes(modes)
-    all_probs = np.stack([np.concatenate(p) if p else np.zeros(0, np.float32) for p in per_transform])
-    mean = all_probs.mean(axis=0)
-    return (mean, all_probs) if return_all else mean
-
-
-# --------------------------------------------------------------------------- #
 # Landmark alignment and region shares
 # --------------------------------------------------------------------------- #
 
-#: Canonical positions of MTCNN's five landmarks (left eye, right eye, nose,
-#: mouth left, mouth right) as fractions of a square face, "left" meaning the
-#: image's left. These are the widely used ArcFace 112x112 template / 112.
-TEMPLATE_5PTS = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
-                          [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float64) / 112.0
-LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
-
-
-def similarity_transform(source, target) -> np.ndarray:
-    """Least-squares similarity (rotation, uniform scale, translation; no reflection).
-
-    Returns the 2x3 matrix ``M`` with ``target ~= source @ M[:, :2].T + M[:, 2]``
-    (Umeyama's closed form). ``source`` and ``target`` are (K, 2), K >= 2.
-    """
-    src = np.asarray(source, dtype=np.float64)
-    dst = np.asarray(target, dtype=np.float64)
-    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or len(src) < 2:
-        raise ValueError("similarity_transform needs two (K, 2) point sets, K >= 2, of the same shape.")
-    if not (np.isfinite(src).all() and np.isfinite(dst).all()):
-        raise ValueError("Landmarks contain NaN/inf (no face found?).")
-    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
-    src_c, dst_c = src - src_mean, dst - dst_mean
-    src_var = (src_c ** 2).sum() / len(src)
-    if src_var < 1e-12:
-        raise ValueError("The source landmarks all coincide; no transform is defined.")
-    covariance = dst_c.T @ src_c / len(src)
-    u, singular, vt = np.linalg.svd(covariance)
-    d = np.ones(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[-1] = -1.0
-    rotation = u @ np.diag(d) @ vt
-    scale = (singular * d).sum() / src_var
-    matrix = np.zeros((2, 3))
-    matrix[:, :2] = scale * rotation
-    matrix[:, 2] = dst_mean - matrix[:, :2] @ src_mean
-    return matrix
-
-
-def apply_transform(matrix, points) -> np.ndarray:
-    """Map (K, 2) points with a 2x3 affine matrix."""
-    points = np.asarray(points, dtype=np.float64)
-    return points @ np.asarray(matrix)[:, :2].T + np.asarray(matrix)[:, 2]
-
-
-def align_to_template(image, landmarks, size: int = 112, template=None):
-    """Warp a face (or a Grad-CAM map) so its 5 landmarks land on the template.
-
-    ``image``: (H, W) or (H, W, C); ``landmarks``: (5, 2) in that image's
-    pixels. Returns ``(aligned, valid)``: the warped image (size x size) and a
-    float mask that is 1 where the output came from inside the input image.
-    """
-    import cv2
-
-    template = TEMPLATE_5PTS if template is None else np.asarray(template, dtype=np.float64)
-    matrix = similarity_transform(np.asarray(landmarks, dtype=np.float64).reshape(-1, 2), template * size)
-    array = np.asarray(image)
-    source = array.astype(np.float32) if array.dtype != np.uint8 else array
-    aligned = cv2.warpAffine(source, matrix, (size, size), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    ones = np.ones(array.shape[:2], np.float32)
-    valid = cv2.warpAffine(ones, matrix, (size, size), flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return aligned, (valid > 0.5).astype(np.float32)
-
-
-def region_masks(size: int = 112, template=None) -> dict[str, np.ndarray]:
-    """Boolean masks (size x size) of the eyes, nose and mouth around the template landmarks.
-
-    Eyes: two discs of radius 0.35 x the inter-ocular distance; nose: a disc of
-    0.3 x; mouth: an ellipse around the mouth corners (half-width = half the
-    corner distance + 0.2 x, half-height 0.25 x). Regions do not overlap (eyes
-    first, then mouth, then nose); "other" is the rest of the canvas.
-    """
-    pts = (TEMPLATE_5PTS if template is None else np.asarray(template)) * size
-    yy, xx = np.mgrid[0:size, 0:size] + 0.5
-    iod = np.linalg.norm(pts[1] - pts[0])
-
-    def disc(center, radius):
-        return (xx - center[0]) ** 2 + (yy - center[1]) ** 2 <= radius ** 2
-
-    eyes = disc(pts[0], 0.35 * iod) | disc(pts[1], 0.35 * iod)
-    mouth_center = (pts[3] + pts[4]) / 2
-    half_width = np.linalg.norm(pts[4] - pts[3]) / 2 + 0.2 * iod
-    mouth = ((xx - mouth_center[0]) / half_width) ** 2 + ((yy - mouth_center[1]) / (0.25 * iod)) ** 2 <= 1
-    mouth &= ~eyes
-    nose = disc(pts[2], 0.3 * iod) & ~eyes & ~mouth
-    other = ~(eyes | mouth | nose)
-    return {"eyes": eyes, "nose": nose, "mouth": mouth, "other": other}
+# The template and the warp live in helpers.geometry (the sample, faces and explanation share them).
 
 
 def average_aligned(maps, landmarks, size: int = 112):
@@ -591,7 +322,7 @@ def average_aligned(maps, landmarks, size: int = 112):
     total = np.zeros((size, size), np.float64)
     count = np.zeros((size, size), np.float64)
     for cam, points in zip(maps, landmarks):
-        aligned, valid = align_to_template(cam, points, size=size)
+        aligned, valid = geometry.align_to_template(cam, points, size=size)
         total += aligned * valid
         count += valid
     mean = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
@@ -606,7 +337,7 @@ def region_shares(mean_map, coverage=None, regions=None) -> dict:
     """
     mean_map = np.asarray(mean_map, dtype=np.float64)
     size = mean_map.shape[0]
-    regions = region_masks(size) if regions is None else regions
+    regions = geometry.region_masks(size) if regions is None else regions
     used = np.ones_like(mean_map, bool) if coverage is None else np.asarray(coverage) >= 0.5
     total_activation = float(mean_map[used].sum())
     total_area = float(used.sum())

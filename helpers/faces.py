@@ -64,7 +64,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config
+from . import config, geometry, safe_io
 
 # ----------------------------------------------------------------------------------------------
 # Settings
@@ -92,8 +92,8 @@ RUN_DEFAULTS = {"batch_size": None, "device": "auto", "backend": "pyav", "progre
 AUTO_BATCH = {"cpu": 8, "cuda": 32}
 
 MANIFEST_NAME = "manifest.parquet"
-LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
-LANDMARK_COLUMNS = [f"lm_{axis}{k}" for k in range(5) for axis in ("x", "y")]
+#: x, y of each of MTCNN's five landmarks, in the order of ``geometry.LANDMARK_NAMES``.
+LANDMARK_COLUMNS = [f"lm_{axis}{k}" for k in range(len(geometry.LANDMARK_NAMES)) for axis in ("x", "y")]
 MANIFEST_COLUMNS = (["video", "frame_index", "crop_path", "x1", "y1", "x2", "y2", "prob"] + LANDMARK_COLUMNS
                     + ["label", "target", "split", "original", "status", "reason", "found_by", "second_look"])
 #: Why a row has no crop (``status``): every sampled frame and every video is accounted for.
@@ -123,7 +123,8 @@ def face_settings(profile: str = "standard", **overrides) -> dict:
     return settings
 
 
-def _content_key(settings: dict) -> dict:
+def content_key(settings: dict) -> dict:
+    """The settings that change what the crops hold: the cache key of an extraction (also the scale-out's)."""
     keys = ["frames_per_video", "crop_size", *COMMON_DEFAULTS]
     return {k: (list(settings[k]) if isinstance(settings[k], tuple) else settings[k]) for k in keys}
 
@@ -203,8 +204,14 @@ def pyramid_scales(height: int, width: int, min_face_size: float = 20, factor: f
     return scales
 
 
-def _as_rgb(image) -> np.ndarray:
-    """PIL image or array (grey, RGB, RGBA, float in [0, 1]) -> contiguous RGB uint8 (H, W, 3)."""
+def as_rgb_uint8(image) -> np.ndarray:
+    """PIL image or array (grey, RGB, RGBA, float in [0, 1] or [0, 255]) -> contiguous RGB uint8 (H, W, 3).
+
+    The one conversion the course uses (face detection and the demo). Floats
+    are *rounded* to the nearest integer (not truncated), after scaling
+    [0, 1] images to [0, 255] and clipping; NaN becomes 0. ValueError for
+    anything that is not a picture.
+    """
     if hasattr(image, "convert") and not isinstance(image, np.ndarray):
         image = image.convert("RGB")
     array = np.asarray(image)
@@ -366,7 +373,7 @@ class FaceDetector:
         of a video tells about the next.
         """
         single = isinstance(frames, np.ndarray) and frames.ndim in (2, 3) or hasattr(frames, "convert")
-        images = [_as_rgb(frames)] if single else [_as_rgb(f) for f in frames]
+        images = [as_rgb_uint8(frames)] if single else [as_rgb_uint8(f) for f in frames]
         found = self._find(images, threads=threads)
         self.last_second_looks = [c.second_look for c in found]
         result = self._faces(images, found)
@@ -383,7 +390,7 @@ class FaceDetector:
         frame get the finer look at the whole frame, one frame at a time, until
         one is found.
         """
-        images = [_as_rgb(f) for f in frames]
+        images = [as_rgb_uint8(f) for f in frames]
         found = self._find(images, threads=threads, indices=list(indices), track=track)
         self.last_second_looks = [c.second_look for c in found]
         return self._faces(images, found)
@@ -554,7 +561,7 @@ class FaceDetector:
         (boxes (N, 5) = x1, y1, x2, y2, score, in the pixels of the image given; no down-scaling)."""
         record: dict = {}
         with self._cpu_threads():
-            self._cascade(np.array(_as_rgb(image))[None], record=record)
+            self._cascade(np.array(as_rgb_uint8(image))[None], record=record)
         return record
 
     # -- the cascade ---------------------------------------------------------------------------
@@ -745,7 +752,7 @@ def draw_faces(image: np.ndarray, faces: list, color=(0, 255, 0), thickness: int
     """A copy of ``image`` with each face's box, probability and landmarks drawn (RGB uint8)."""
     import cv2
 
-    out = _as_rgb(image).copy()
+    out = as_rgb_uint8(image).copy()
     thickness = thickness or max(1, round(max(out.shape[:2]) / 300))
     dot_colors = [(255, 0, 0), (0, 128, 255), (255, 255, 0), (255, 0, 255), (0, 255, 255)]
     for face in faces:
@@ -771,24 +778,25 @@ def faces_dir(dataset_dir, profile: str = "standard", **overrides) -> Path:
     ``<profile>-<hash>``, so runs with different settings never mix.
     """
     settings = face_settings(profile, **overrides)
-    key = _content_key(settings)
+    key = content_key(settings)
     name = profile
-    if key != _content_key(face_settings(profile)):
+    if key != content_key(face_settings(profile)):
         name += "-" + hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
     return config.data_dir() / "faces" / Path(dataset_dir).resolve().name / name
 
 
-def _safe_name(video: str) -> str:
+def crop_folder_name(video: str) -> str:
+    """A video's name as one folder / file name (its sub-folders joined with ``__``)."""
     return video.replace("/", "__").replace("\\", "__")
 
 
-def _write_parquet_atomic(df, path: Path) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+def write_parquet(df, path: Path) -> None:
+    """Write a manifest (or a part of one) all or nothing (:func:`helpers.safe_io.atomic_path`)."""
+    with safe_io.atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
 
 
-class _ReaderLoad:
+class ReaderLoad:
     """How many reader threads are decoding right now (not waiting for room in a queue, not done)."""
 
     def __init__(self):
@@ -806,7 +814,7 @@ class _ReaderLoad:
                 self.busy -= step
 
 
-class _FrameStream:
+class FrameStream:
     """One video read in a worker thread and handed over frame by frame.
 
     The worker probes the video, picks the frames to sample and puts each one
@@ -819,9 +827,9 @@ class _FrameStream:
     """
 
     def __init__(self, path: str, n_frames: int, backend: str, threads: int | None, depth: int,
-                 load: _ReaderLoad | None = None):
+                 load: ReaderLoad | None = None):
         self.path, self.n_frames, self.backend, self.threads = str(path), int(n_frames), backend, threads
-        self.load = load or _ReaderLoad()  # shared by the readers of one run
+        self.load = load or ReaderLoad()  # shared by the readers of one run
         self.queue: queue.Queue = queue.Queue(maxsize=max(1, int(depth)))
         self.cancelled = threading.Event()
         self.future = None  # the worker's Future, once submitted
@@ -899,7 +907,7 @@ class _FrameStream:
 
 
 @dataclass
-class _VideoFaces:
+class VideoFaces:
     """What detection made of one video: faces per sampled frame that could be read, or why nothing."""
 
     status: str                                    # "read", "unreadable" or "missing_file"
@@ -915,9 +923,9 @@ class _VideoFaces:
     damage: str = ""                               # what the decoder said
 
 
-def _detect_stream(stream: _FrameStream, detector: FaceDetector) -> _VideoFaces:
+def detect_stream(stream: FrameStream, detector: FaceDetector) -> VideoFaces:
     """Detect faces in the frames of ``stream`` as they arrive, ``detector.batch_size`` at a time."""
-    result = _VideoFaces(status="read")
+    result = VideoFaces(status="read")
     batch: list = []
     track: dict = {}  # frame index -> a confident face box of this video (the second looks start there)
 
@@ -953,7 +961,7 @@ def _detect_stream(stream: _FrameStream, detector: FaceDetector) -> _VideoFaces:
             result.read_seconds = float(payload[0])
             return result
         else:  # the video cannot be used at all
-            return _VideoFaces(status=kind, reason=payload[0])
+            return VideoFaces(status=kind, reason=payload[0])
 
 
 def _empty_row(video: dict, status: str, reason: str, frame_index: int = -1) -> dict:
@@ -965,8 +973,12 @@ def _empty_row(video: dict, status: str, reason: str, frame_index: int = -1) -> 
     return row
 
 
-def _video_rows(video: dict, outcome: _VideoFaces, out_dir: Path) -> list:
-    """Manifest rows of one video (one per sampled frame); writes the crops of the tracked face."""
+def video_rows(video: dict, outcome: VideoFaces, out_dir: Path) -> list:
+    """Manifest rows of one video (one per sampled frame); writes the crops of the tracked face.
+
+    The last step of :func:`extract_faces` for each video, public so that the
+    scale-out pipeline (``helpers.distributed``) writes exactly the same crops and rows.
+    """
     import cv2
 
     if outcome.status != "read":
@@ -974,7 +986,7 @@ def _video_rows(video: dict, outcome: _VideoFaces, out_dir: Path) -> list:
     info = outcome.info
     indices = [i for i in outcome.indices if i in outcome.faces]
     chosen = dict(zip(indices, track_faces([outcome.faces[i] for i in indices])))
-    crop_folder = out_dir / "crops" / _safe_name(video["name"])
+    crop_folder = out_dir / "crops" / crop_folder_name(video["name"])
     rows = []
     for index in outcome.indices:
         if index not in outcome.faces:
@@ -990,7 +1002,7 @@ def _video_rows(video: dict, outcome: _VideoFaces, out_dir: Path) -> list:
             row = _empty_row(video, "no_face", "MTCNN found no face in this frame", index)
         else:
             crop_folder.mkdir(parents=True, exist_ok=True)
-            relative = Path("crops") / _safe_name(video["name"]) / f"{index:05d}.png"
+            relative = Path("crops") / crop_folder_name(video["name"]) / f"{index:05d}.png"
             cv2.imwrite(str(out_dir / relative), cv2.cvtColor(face.crop, cv2.COLOR_RGB2BGR))
             row = _empty_row(video, "ok", "", index)
             row.update({"crop_path": relative.as_posix(), "prob": face.prob, "found_by": face.found_by,
@@ -1026,10 +1038,11 @@ def reading_plan(device_type: str, cores: int | None = None) -> dict:
     return {"readers": readers, "threads": max(1, cores // readers)}
 
 
-def _assemble(out_dir: Path, names: list):
+def assemble_manifest(out_dir: Path, names: list):
+    """The manifest of ``names``, joined from their parts in ``out_dir / "parts"``."""
     import pandas as pd
 
-    parts = [pd.read_parquet(out_dir / "parts" / f"{_safe_name(n)}.parquet") for n in names]
+    parts = [pd.read_parquet(out_dir / "parts" / f"{crop_folder_name(n)}.parquet") for n in names]
     df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=MANIFEST_COLUMNS)
     extra = [c for c in df.columns if c not in MANIFEST_COLUMNS]
     return df[MANIFEST_COLUMNS + extra]
@@ -1068,13 +1081,13 @@ def extract_faces(dataset_dir, profile: str = "standard", **overrides) -> Path:
     out_dir = faces_dir(dataset_dir, profile, **overrides)
     parts_dir = out_dir / "parts"
     parts_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "settings.json").write_text(json.dumps({"profile": profile, **_content_key(settings),
+    (out_dir / "settings.json").write_text(json.dumps({"profile": profile, **content_key(settings),
                                                        "dataset": str(dataset_dir.resolve())}, indent=2))
     videos = load_dataset(dataset_dir, probe=False).to_dict("records")
     names = [v["name"] for v in videos]
 
     def done(video) -> bool:
-        part = parts_dir / f"{_safe_name(video['name'])}.parquet"
+        part = parts_dir / f"{crop_folder_name(video['name'])}.parquet"
         if not part.exists():
             return False
         size = Path(video["path"]).stat().st_size if Path(video["path"]).exists() else -1
@@ -1105,8 +1118,8 @@ def extract_faces(dataset_dir, profile: str = "standard", **overrides) -> Path:
         n_frames, backend = int(settings["frames_per_video"]), settings["backend"]
         plan = reading_plan(detector.device.type)
         depth = max(2 * detector.batch_size, 16)  # decoded frames allowed to wait, per video being read
-        load = _ReaderLoad()
-        streams = [_FrameStream(v["path"], n_frames, backend, plan["threads"], depth, load) for v in todo]
+        load = ReaderLoad()
+        streams = [FrameStream(v["path"], n_frames, backend, plan["threads"], depth, load) for v in todo]
         with concurrent.futures.ThreadPoolExecutor(max_workers=plan["readers"],
                                                    thread_name_prefix="video-reader") as readers:
             try:
@@ -1117,8 +1130,8 @@ def extract_faces(dataset_dir, profile: str = "standard", **overrides) -> Path:
                     if k + plan["readers"] < len(streams):  # keep the readers busy with the next videos
                         ahead = streams[k + plan["readers"]]
                         ahead.future = readers.submit(ahead.read)
-                    outcome = _detect_stream(stream, detector)
-                    rows = _video_rows(video, outcome, out_dir)
+                    outcome = detect_stream(stream, detector)
+                    rows = video_rows(video, outcome, out_dir)
                     now = time.perf_counter()
                     size = Path(video["path"]).stat().st_size if Path(video["path"]).exists() else -1
                     for row in rows:
@@ -1127,7 +1140,7 @@ def extract_faces(dataset_dir, profile: str = "standard", **overrides) -> Path:
                         row["video_path"] = str(video["path"])
                         row["video_bytes"] = size
                     tick = now
-                    _write_parquet_atomic(pd.DataFrame(rows), parts_dir / f"{_safe_name(video['name'])}.parquet")
+                    write_parquet(pd.DataFrame(rows), parts_dir / f"{crop_folder_name(video['name'])}.parquet")
                     if outcome.status != "read":
                         warnings.warn(f"{video['name']}: {outcome.reason}", stacklevel=2)
                     elif outcome.damaged_after is not None:
@@ -1139,8 +1152,8 @@ def extract_faces(dataset_dir, profile: str = "standard", **overrides) -> Path:
                     stream.cancelled.set()
         if bar is not None:
             bar.close()
-    df = _assemble(out_dir, names)
-    _write_parquet_atomic(df, manifest)
+    df = assemble_manifest(out_dir, names)
+    write_parquet(df, manifest)
     frames = df[df["status"].isin(["ok", "no_face"])]
     bad = df.loc[df["status"].isin(["unreadable", "missing_file"]), "video"].nunique()
     damaged = df.loc[df["status"] == "damaged", "video"].nunique()
@@ -1149,6 +1162,29 @@ def extract_faces(dataset_dir, profile: str = "standard", **overrides) -> Path:
           f"{bad} video(s) could not be read" + (f", {damaged} damaged part-way (the frames before the damage "
                                                  "were kept)" if damaged else "") + f". Manifest: {manifest}")
     return manifest
+
+
+def read_crop(path, image_size: int | None = None) -> np.ndarray:
+    """A saved face crop as RGB uint8 (H, W, 3), resized to ``image_size`` x ``image_size`` if given.
+
+    Shrinking uses area averaging, enlarging bilinear interpolation. Both
+    frameworks' loaders read crops with it. A missing or unreadable file is a
+    FileNotFoundError that names it and says how to rebuild the crops.
+    """
+    import cv2
+
+    path = Path(path)
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FileNotFoundError(
+            f"Cannot read the face crop {path}. Was the crop folder moved or deleted? Re-run the face "
+            "extraction (notebook 02, helpers.faces.extract_faces) so the manifest and the crop files match.")
+    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if image_size is not None and image.shape[:2] != (image_size, image_size):
+        shrinking = image.shape[0] > image_size
+        image = cv2.resize(image, (image_size, image_size),
+                           interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    return image
 
 
 def load_manifest(manifest_path, only_faces: bool = True):

@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .video_frames import VIDEO_EXTENSIONS  # the same videos as the folder source takes
+
 # Limits on what the demo accepts. They keep one request to a few seconds on a
 # laptop CPU; raise them if your machine is faster.
 MAX_FILE_MB = 100             # uploads larger than this are refused
@@ -54,7 +56,6 @@ DEFAULT_VIDEO_RULE = "confident"  # frame scores -> video score, see helpers.eva
 THRESHOLD = 0.5               # P(fake) at or above this is called FAKE
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 NOTEBOOK_04 = "notebooks/04_inception_resnet.ipynb"
 
@@ -134,25 +135,6 @@ def check_file(path, kinds=("image", "video")) -> tuple[Path, str]:
     return path, kind
 
 
-def _as_rgb_array(image) -> np.ndarray:
-    """PIL image or array -> RGB uint8 array (H, W, 3)."""
-    from PIL import Image
-
-    if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"))
-    array = np.asarray(image)
-    if array.ndim == 2:
-        array = np.stack([array] * 3, axis=-1)
-    if array.ndim != 3 or array.shape[2] not in (3, 4) or min(array.shape[:2]) < 1:
-        raise DemoInputError(f"Expected an RGB picture of shape (height, width, 3), got an array of shape {array.shape}.")
-    array = array[..., :3]
-    if array.dtype != np.uint8:
-        if np.issubdtype(array.dtype, np.floating) and array.size and float(np.nanmax(array)) <= 1.0:
-            array = array * 255.0
-        array = np.clip(np.nan_to_num(array), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(array)
-
-
 def load_image(image) -> np.ndarray:
     """A path, PIL image or array -> RGB uint8 array; DemoInputError if it cannot be used."""
     from PIL import Image, UnidentifiedImageError
@@ -175,7 +157,13 @@ def load_image(image) -> np.ndarray:
             raise DemoInputError(f"{path.name} could not be read as a picture (corrupt or not really a "
                                  f"{path.suffix.lstrip('.')} file: {error}). Try another file.") from None
         return array
-    array = _as_rgb_array(image)
+    from .faces import as_rgb_uint8
+
+    try:
+        array = as_rgb_uint8(image)
+    except ValueError:
+        raise DemoInputError(f"Expected an RGB picture of shape (height, width, 3), got an array of shape "
+                             f"{np.shape(image)}.") from None
     if array.shape[0] * array.shape[1] > MAX_IMAGE_PIXELS:
         raise DemoInputError(f"The picture is {array.shape[1]} x {array.shape[0]} pixels; the demo accepts up "
                              f"to {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. Resize it first.")
@@ -740,7 +728,7 @@ def load_predictor(checkpoint=None, device: str = "auto", **options) -> Predicto
     (models_torch.default_checkpoint()); without one, NoCheckpointError says
     how to make one. ``options`` go to :class:`Predictor` (threshold, rule, detector).
     """
-    from . import gpu, models_torch
+    from . import gpu, model_registry, models_torch
 
     if checkpoint is None:
         checkpoint = models_torch.default_checkpoint()
@@ -752,7 +740,7 @@ def load_predictor(checkpoint=None, device: str = "auto", **options) -> Predicto
     if path.is_dir():
         raise models_torch.CheckpointError(models_torch.folder_message(path))
     resolved = gpu.torch_device(device)
-    model, metadata = models_torch.load_checkpoint(path, device=resolved)
+    model, metadata = model_registry.load_checkpoint(path, device=resolved)
     check_video_rule(metadata, path)
     return Predictor(model, metadata, device=resolved, checkpoint=path, **options)
 

@@ -8,9 +8,11 @@ The report ranks four models: a custom CNN, InceptionResnetV1 on MTCNN faces
   (``FaceCropDataset``'s output) and returns **one logit per face**
   (``sigmoid(logit)`` = probability of FAKE), so ``training_torch`` trains and
   evaluates every one of them with the same loop and the same loss;
-* each is saved with ``models_torch.save_checkpoint`` at
-  ``config.models_dir() / "compare_<name>.pth"`` with ``arch`` and
-  ``image_size`` in the metadata, and :func:`load_compare_checkpoint` rebuilds it.
+* ``helpers.model_registry`` knows them all (with InceptionResnetV1): it
+  builds each by name, names its Grad-CAM layer and display name, and saves
+  it at ``config.models_dir() / "compare_<name>.pth"`` with ``arch`` and
+  ``image_size`` in the metadata (``model_registry.save_compare_checkpoint``),
+  which ``model_registry.load_checkpoint`` rebuilds.
 
 The models:
 
@@ -58,15 +60,6 @@ from torch import nn
 from . import config
 
 ARCHITECTURES = ("custom_cnn", "meso4", "mesoinception4", "densenet121")
-
-DISPLAY_NAMES = {
-    "custom_cnn": "Custom CNN",
-    "inception_resnet_v1": "InceptionResnetV1 + MTCNN",
-    "meso4": "MesoNet (Meso-4)",
-    "mesoinception4": "MesoInception-4",
-    "densenet121": "DenseNet121",
-    "ensemble": "Ensemble (mean of models)",
-}
 
 # Table 2 of the report: accuracy on its DFDC subset, train and test. Which of
 # our models each row corresponds to; MesoNet is taken to be Meso-4.
@@ -308,11 +301,6 @@ def build_compare_model(name: str, pretrained: bool = False, image_size: int = 2
     return model.to(device)
 
 
-def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
-    """Number of (trainable) parameters; BatchNorm running statistics are buffers, not counted."""
-    return int(sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only))
-
-
 def gradcam_layer(model: nn.Module) -> nn.Module:
     """A sensible last convolutional stage for Grad-CAM on the models of this module."""
     if isinstance(model, CustomCNN):
@@ -322,38 +310,3 @@ def gradcam_layer(model: nn.Module) -> nn.Module:
     if isinstance(model, DenseNet121Classifier):
         return model.net.features.denseblock4
     raise TypeError(f"No Grad-CAM layer known for {type(model).__name__}.")
-
-
-def checkpoint_path(name: str) -> Path:
-    """``config.models_dir() / "compare_<name>.pth"``."""
-    return config.models_dir() / f"compare_{name}.pth"
-
-
-def save_compare_checkpoint(model: nn.Module, name: str, image_size: int, epoch: int,
-                            path: Path | None = None, **metadata) -> Path:
-    """Save with ``models_torch.save_checkpoint`` (the report's format) plus ``arch`` and ``image_size``."""
-    from . import models_torch
-
-    path = Path(path) if path is not None else checkpoint_path(name)
-    models_torch.save_checkpoint(model, path, epoch, arch=name, image_size=int(image_size), **metadata)
-    return path
-
-
-def load_compare_checkpoint(path, device: str = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild a model saved by :func:`save_compare_checkpoint`; returns ``(model in eval mode, metadata)``.
-
-    A thin check around ``models_torch.load_checkpoint`` (which reads every
-    course checkpoint): the file must exist and hold one of :data:`ARCHITECTURES`.
-    """
-    from . import models_torch
-
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"No checkpoint at {path}: run notebooks/05_model_comparison.ipynb first "
-                                f"(it saves compare_<model>.pth in {config.models_dir()}), or pass the path "
-                                f"of such a file.")
-    model, metadata = models_torch.load_checkpoint(path, device=device)
-    if metadata.get("arch") not in ARCHITECTURES:
-        raise ValueError(f"{path} holds a {metadata.get('arch')!r} model, not one of {', '.join(ARCHITECTURES)}; "
-                         f"for InceptionResnetV1 use models_torch.load_checkpoint.")
-    return model, metadata

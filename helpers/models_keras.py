@@ -240,8 +240,8 @@ def compile_model(model, learning_rate: float = 1e-3):
     return model
 
 
-def count_params(model) -> dict:
-    """Total, trainable and frozen parameter counts."""
+def count_parameters(model) -> dict:
+    """Trainable, frozen (``non_trainable``) and total weight counts, as ``models_torch.count_parameters``."""
     trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
     frozen = int(sum(int(np.prod(w.shape)) for w in model.non_trainable_weights))
     return {"total": trainable + frozen, "trainable": trainable, "non_trainable": frozen}
@@ -250,47 +250,6 @@ def count_params(model) -> dict:
 def frame_encoder_of(model):
     """The per-frame encoder inside an end-to-end model from :func:`build_resnet_lstm`."""
     return model.get_layer(TIME_DISTRIBUTED_NAME).layer
-
-
-def _head_layers(model) -> list:
-    """The layers of an end-to-end model that come after the TimeDistributed encoder."""
-    names = [layer.name for layer in model.layers]
-    return model.layers[names.index(TIME_DISTRIBUTED_NAME) + 1:]
-
-
-def head_of(model, feature_dim: int = FEATURE_DIM, name: str = "sequence_head"):
-    """A features -> P(FAKE) model sharing the head layers of an end-to-end model."""
-    import keras
-
-    features = keras.Input((None, feature_dim), name="frame_features")
-    x = features
-    for layer in _head_layers(model):
-        x = layer(x)
-    return keras.Model(features, x, name=name)
-
-
-def gradcam_parts(model):
-    """Split an end-to-end model for Grad-CAM: ``(conv_model, maps_to_probability)``.
-
-    ``conv_model``: faces (N, H, W, 3) in [0, 1] -> ResNet50's last block
-    output (N, h, w, 2048). ``maps_to_probability``: (B, T, h, w, 2048) ->
-    P(FAKE), i.e. pooling plus the head. Chained they equal ``model``, so the
-    gradient of the video's probability with respect to each frame's maps
-    gives a Grad-CAM map per frame.
-    """
-    import keras
-
-    encoder = frame_encoder_of(model)
-    preprocess = encoder.get_layer("resnet50_preprocess")
-    backbone = next(layer for layer in encoder.layers if isinstance(layer, keras.Model))
-    maps_model = keras.Model(backbone.input, backbone.get_layer(LAST_CONV_LAYER).output)
-    faces = keras.Input(encoder.input_shape[1:], name="face")
-    conv_model = keras.Model(faces, maps_model(preprocess(faces)), name="face_to_conv_maps")
-    maps = keras.Input((None,) + tuple(maps_model.output_shape[1:]), name="conv_maps")
-    x = keras.layers.TimeDistributed(encoder.get_layer("global_average_pooling"))(maps)
-    for layer in _head_layers(model):
-        x = layer(x)
-    return conv_model, keras.Model(maps, x, name="conv_maps_to_probability")
 
 
 # --------------------------------------------------------------------------- #
@@ -360,9 +319,10 @@ def encode_sequences(encoder, dataset, cache_dir: Path | str | None = None, desc
     out = {"features": np.concatenate(chunks), "labels": np.asarray(dataset.labels, dtype=np.float32),
            "videos": list(dataset.videos)}
     if path is not None:
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, features=out["features"], labels=out["labels"], videos=np.asarray(out["videos"]))
-        tmp.replace(path)
+        from .safe_io import atomic_path
+
+        with atomic_path(path, suffix=".partial.npz") as tmp:  # np.savez wants the .npz ending
+            np.savez(tmp, features=out["features"], labels=out["labels"], videos=np.asarray(out["videos"]))
     return {**out, "cached": False, "path": path}
 
 
@@ -435,9 +395,12 @@ def clean_log_loss(model, data) -> float:
     Measured on the clean training data before and after training, it shows
     whether training lowered the loss: only the weights differ between the two.
     """
-    from . import evaluation
+    import keras
 
-    return evaluation.binary_metrics(data.labels, predict_probs(model, data))["log_loss"]
+    labels = np.asarray(data.labels, dtype="float32").reshape(-1, 1)
+    probs = predict_probs(model, data).astype("float32").reshape(-1, 1)
+    # the loss compile_model trains with (probabilities clipped to [1e-7, 1 - 1e-7], as helpers.evaluation does)
+    return float(np.mean(keras.ops.convert_to_numpy(keras.losses.binary_crossentropy(labels, probs))))
 
 
 def fit(model, train_data, val_data, epochs: int, checkpoint_path, patience: int | None = 3,

@@ -28,6 +28,8 @@ import torch
 from torch import nn
 
 from . import config
+from .results import plain
+from .safe_io import atomic_path
 
 ARCH = "inception_resnet_v1"
 PRETRAINED_NAME = "vggface2"
@@ -140,34 +142,30 @@ def train_mode(model: nn.Module) -> nn.Module:
 
 
 def count_parameters(model: nn.Module) -> dict:
-    """Trainable and total parameter counts."""
+    """Trainable, frozen (``non_trainable``) and total parameter counts of any PyTorch model.
+
+    BatchNorm running statistics are buffers, not parameters: not counted.
+    ``models_keras.count_parameters`` returns the same keys for a Keras model.
+    """
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"trainable": int(trainable), "total": int(total)}
+    return {"trainable": int(trainable), "non_trainable": int(total - trainable), "total": int(total)}
 
 
 # --------------------------------------------------------------------------- checkpoints
 MAX_CHECKPOINT_MB = 2048   # InceptionResnetV1 is about 90 MB, DenseNet121 about 30 MB
 MAX_IMAGE_SIZE = 1024      # largest face size (pixels) a checkpoint may ask for
-#: Smallest face (pixels) each architecture can take: below it a layer has nothing left to convolve.
-MIN_IMAGE_SIZE = {ARCH: 75, "custom_cnn": 16, "meso4": 16, "mesoinception4": 16, "densenet121": 32}
+#: Smallest face (pixels) InceptionResnetV1 can take: below it a layer has nothing left to convolve.
+#: (Every architecture's minimum is in ``helpers.model_registry``, which passes them in as ``min_sizes``.)
+MIN_IMAGE_SIZE = {ARCH: 75}
 RETRAIN_HINT = "retrain with notebooks/04_inception_resnet.ipynb"
-
-
-def known_architectures() -> tuple:
-    """Architecture names a checkpoint's ``arch`` may hold (this module's and helpers.models_compare's)."""
-    try:
-        from .models_compare import ARCHITECTURES
-    except ImportError:
-        ARCHITECTURES = ()
-    return (ARCH,) + tuple(ARCHITECTURES)
 
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def metadata_problem(metadata: dict, check_arch: bool = True) -> str | None:
+def metadata_problem(metadata: dict, check_arch: bool = True, min_sizes: dict | None = None) -> str | None:
     """The first entry of checkpoint metadata that cannot be used, as a sentence naming the field,
     its value and what is allowed; None when every known entry is usable.
 
@@ -178,14 +176,18 @@ def metadata_problem(metadata: dict, check_arch: bool = True) -> str | None:
     ``video_rule`` (a name). ``None`` means "not recorded" and takes the default.
     Other entries are kept as they are. ``check_arch=False`` accepts any
     architecture name (a model of your own, loaded with ``model=``).
+    ``min_sizes`` maps each architecture that can be rebuilt to its smallest
+    face (default: this module's InceptionResnetV1 only; ``model_registry``
+    passes every architecture's).
     """
+    min_sizes = MIN_IMAGE_SIZE if min_sizes is None else min_sizes
     arch = metadata.get("arch")
-    if check_arch and arch is not None and arch not in known_architectures():
-        return (f"'arch' is {arch!r}; it must be one of {', '.join(known_architectures())} (an unknown "
+    if check_arch and arch is not None and arch not in min_sizes:
+        return (f"'arch' is {arch!r}; it must be one of {', '.join(min_sizes)} (an unknown "
                 f"architecture {arch!r} cannot be rebuilt; pass model= to load the weights into your own model)")
     arch = arch or ARCH
     size = metadata.get("image_size")
-    low = MIN_IMAGE_SIZE.get(arch, 16)
+    low = min_sizes.get(arch, 16)
     if size is not None and not (isinstance(size, int) and not isinstance(size, bool) and low <= size <= MAX_IMAGE_SIZE):
         return f"'image_size' is {size!r}; it must be a whole number of pixels from {low} to {MAX_IMAGE_SIZE} for {arch}"
     margin = metadata.get("margin")
@@ -208,28 +210,16 @@ def metadata_problem(metadata: dict, check_arch: bool = True) -> str | None:
 
 def _plain(value, key: str):
     """Metadata must be plain Python values so that ``weights_only=True`` can read them back."""
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item") and not isinstance(value, torch.Tensor):  # NumPy scalar
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_plain(v, key) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v, key) for k, v in value.items()}
-    raise TypeError(f"Checkpoint metadata {key!r} must be a number, string, list or dict, "
-                    f"not {type(value).__name__}.")
+    return plain(value, strict=True, what=f"Checkpoint metadata {key!r}")
 
 
-def save_checkpoint(model: nn.Module, path, epoch: int, **metadata) -> Path:
+def save_checkpoint(model: nn.Module, path, epoch: int, min_sizes: dict | None = None, **metadata) -> Path:
     """Save ``{"model_state_dict": ..., "epoch": epoch, **metadata}`` (the report's format).
 
     ``arch`` defaults to InceptionResnetV1 and ``freeze`` to the model's
     setting. The file is written to a temporary name first and then renamed,
     so an interrupted save never leaves a half-written checkpoint behind.
+    ``min_sizes``: see :func:`metadata_problem` (``model_registry.save_checkpoint`` passes them).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -239,13 +229,12 @@ def save_checkpoint(model: nn.Module, path, epoch: int, **metadata) -> Path:
     info.update(metadata)
     info["epoch"] = int(epoch)
     info = {key: _plain(value, key) for key, value in info.items()}
-    problem = metadata_problem(info, check_arch=False)
+    problem = metadata_problem(info, check_arch=False, min_sizes=min_sizes)
     if problem:  # never write a checkpoint that load_checkpoint would refuse
         raise ValueError(f"Not saving {path.name}: metadata {problem}.")
     state = {key: tensor.detach().cpu() for key, tensor in model.state_dict().items()}
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save({"model_state_dict": state, **info}, temporary)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        torch.save({"model_state_dict": state, **info}, temporary)
     return path
 
 
@@ -354,27 +343,12 @@ def _short_reason(error: Exception) -> str:
     return f"{type(error).__name__}: {text[:160]}"
 
 
-def _build_for(arch: str, metadata: dict) -> nn.Module:
-    if arch == ARCH:
-        return build_inception_classifier(pretrained=False, freeze="none")
-    try:
-        from . import models_compare
-    except ImportError:
-        models_compare = None
-    if models_compare is not None and arch in getattr(models_compare, "ARCHITECTURES", ()):
-        return models_compare.build_compare_model(arch, pretrained=False,
-                                                  image_size=int(metadata.get("image_size") or DEFAULT_IMAGE_SIZE))
-    raise CheckpointError(f"The checkpoint holds a model of unknown architecture {arch!r}; known: "
-                          f"{', '.join(known_architectures())}.")
+def read_checkpoint(path, check_arch: bool = True, min_sizes: dict | None = None) -> tuple[dict, dict]:
+    """Read and check a checkpoint file; returns ``(weights, metadata)`` without building a model.
 
-
-def load_checkpoint(path, device: str = "cpu", model: nn.Module | None = None) -> tuple[nn.Module, dict]:
-    """Rebuild a saved classifier; returns ``(model in eval mode on device, metadata)``.
-
-    Without ``model``, the architecture named in the file is built with random
-    weights (no download) and the saved weights are loaded into it. Files
-    without metadata (e.g. the report's own checkpoint) are taken to be
-    InceptionResnetV1 for 256-pixel faces. Every failure is a :class:`CheckpointError`.
+    Metadata the file does not record takes the report's values (InceptionResnetV1,
+    256-pixel faces, threshold 0.5). ``check_arch`` and ``min_sizes``: see
+    :func:`metadata_problem`. Every failure is a :class:`CheckpointError`.
     """
     path = Path(path).expanduser()
     data = _read(path)
@@ -382,7 +356,7 @@ def load_checkpoint(path, device: str = "cpu", model: nn.Module | None = None) -
     for key in ("arch", "image_size", "threshold"):
         if metadata.get(key) is None:  # not recorded: the report's values
             metadata[key] = {"arch": ARCH, "image_size": DEFAULT_IMAGE_SIZE, "threshold": 0.5}[key]
-    problem = metadata_problem(metadata, check_arch=model is None)
+    problem = metadata_problem(metadata, check_arch=check_arch, min_sizes=min_sizes)
     if problem:
         raise CheckpointError(f"{path} was not used: its metadata {problem}. Checkpoints saved by the course "
                               f"always pass this check, so the file was edited or made elsewhere; {RETRAIN_HINT}, "
@@ -392,18 +366,40 @@ def load_checkpoint(path, device: str = "cpu", model: nn.Module | None = None) -
         what = type(weights).__name__ if not isinstance(weights, dict) else "a mapping with non-tensor values"
         raise CheckpointError(f"{path} was not used: its 'model_state_dict' is {what}, not a mapping of "
                               f"parameter names to tensors. Pass a checkpoint saved by the course, or {RETRAIN_HINT}.")
-    if model is None:
-        model = _build_for(metadata["arch"], metadata)
+    metadata["path"] = str(path)
+    return weights, metadata
+
+
+def load_weights(model: nn.Module, weights: dict, metadata: dict, device: str = "cpu") -> tuple[nn.Module, dict]:
+    """Put checkpoint ``weights`` into ``model``; returns ``(model in eval mode on device, metadata)``."""
     try:
         model.load_state_dict(weights)
     except (RuntimeError, TypeError, ValueError, KeyError, AttributeError) as error:
         raise CheckpointError(
-            f"The weights in {path} do not fit a {type(model).__name__} (saved architecture: "
+            f"The weights in {metadata.get('path')} do not fit a {type(model).__name__} (saved architecture: "
             f"{metadata['arch']!r}). It was probably trained for another model; load it with that "
             f"model's loader, or {RETRAIN_HINT}. "
             f"Details: {str(error)[:300]}") from error
-    metadata["path"] = str(path)
     return model.to(device).eval(), metadata
+
+
+def load_checkpoint(path, device: str = "cpu", model: nn.Module | None = None) -> tuple[nn.Module, dict]:
+    """Rebuild a saved InceptionResnetV1 classifier; returns ``(model in eval mode on device, metadata)``.
+
+    Without ``model``, InceptionResnetV1 is built with random weights (no
+    download) and the saved weights are loaded into it; with ``model``, the
+    weights go into that model, whatever its architecture. Files without
+    metadata (e.g. the report's own checkpoint) are taken to be InceptionResnetV1
+    for 256-pixel faces. Checkpoints of the other architectures load with
+    ``helpers.model_registry.load_checkpoint``. Every failure is a :class:`CheckpointError`.
+    """
+    weights, metadata = read_checkpoint(path, check_arch=False)
+    if model is None:
+        if metadata["arch"] != ARCH:
+            raise CheckpointError(f"{metadata['path']} holds a {metadata['arch']!r} model, not {ARCH}: load it with "
+                                  "helpers.model_registry.load_checkpoint, which knows every architecture.")
+        model = build_inception_classifier(pretrained=False, freeze="none")
+    return load_weights(model, weights, metadata, device)
 
 
 def mark_default_checkpoint(path, **info) -> Path:

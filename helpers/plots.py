@@ -484,6 +484,29 @@ def plot_robustness(table, models, kinds, clean_levels: dict, metrics=("frame ro
     return fig
 
 
+def plot_history(history: dict, title: str | None = None):
+    """Loss and accuracy per epoch (train and validation); the best epoch marked. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    epochs = np.arange(1, len(history["train_loss"]) + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, key, name in ((axes[0], "loss", "BCE loss"), (axes[1], "acc", "accuracy")):
+        ax.plot(epochs, history[f"train_{key}"], "o-", label="train")
+        if history.get(f"val_{key}"):
+            ax.plot(epochs, history[f"val_{key}"], "s-", label="validation")
+        if history.get("best_epoch"):
+            ax.axvline(history["best_epoch"], color="grey", linestyle="--", linewidth=1, label="best epoch")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.set_xticks(epochs)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------- notebook 09
 def plot_reliability(panels: dict, title: str):
     """Reliability diagrams side by side: ``panels`` maps a panel title to ``{curve label: bins}``.

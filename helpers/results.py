@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config
+from .safe_io import atomic_write_text
 
 
 def save_fig(fig, name: str, dpi: int = 120) -> Path:
@@ -24,22 +25,33 @@ def save_fig(fig, name: str, dpi: int = 120) -> Path:
     return path
 
 
-def _plain(value):
-    """Turn NumPy / pandas / Path values into JSON-friendly Python values."""
+def plain(value, strict: bool = False, what: str = "The value"):
+    """NumPy / pandas / Path values -> JSON-friendly Python values; NaN and infinities -> None.
+
+    Dicts (keys made strings), lists and tuples are converted item by item,
+    arrays and pandas objects through their lists / dicts. Anything else is
+    returned as it is, or with ``strict=True`` refused with a TypeError naming
+    ``what`` (checkpoint metadata must be plain so ``weights_only=True`` can
+    read it back). The one sanitiser for results files and checkpoints alike.
+    """
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v, strict, what) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v, strict, what) for v in value]
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
+        return plain(value.tolist(), strict, what)
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
     if hasattr(value, "to_dict"):
-        return _plain(value.to_dict())
+        return plain(value.to_dict(), strict, what)
+    if strict:
+        raise TypeError(f"{what} must be a number, string, list or dict, not {type(value).__name__}.")
     return value
 
 
@@ -58,14 +70,13 @@ def record_results(notebook: str, values: dict) -> Path:
     """Merge ``values`` into ``results/<notebook>.json`` (created if missing)."""
     path = config.results_dir() / f"{notebook}.json"
     data = load_results(notebook) if path.exists() else {}
-    data.update(_plain(values))
+    data.update(plain(values))
     data["_recorded"] = {
         "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "machine": platform.machine(),
     }
-    path.write_text(json.dumps(data, indent=2, sort_keys=True))
-    return path
+    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def load_results(notebook: str) -> dict:

@@ -14,6 +14,7 @@ a file behind. :func:`check_free_space` refuses to start writing what will not f
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -136,18 +137,34 @@ def read_user_json(path, what: str = "The file", max_bytes: int = MAX_JSON_BYTES
                     "be kept. Keep one entry per key.", advice) from None
 
 
-def atomic_write_text(path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` via a temporary file renamed over it: all or nothing."""
+@contextlib.contextmanager
+def atomic_path(path, suffix: str = ".partial"):
+    """``with atomic_path(path) as temporary: write(temporary)``: all or nothing.
+
+    The block writes to a temporary file beside ``path`` (its name plus
+    ``suffix``; give a suffix ending in the extension a writer insists on,
+    e.g. ``".partial.npz"``), which is renamed over ``path`` only when the
+    block finishes. If the block fails, the temporary file is removed and
+    ``path`` keeps what it held before: an interrupted write never leaves a
+    half-written file behind. The one implementation the package uses for
+    every file it replaces (JSON, Parquet, checkpoints, feature caches, videos).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".partial")
+    temporary = path.with_name(path.name + suffix)
     try:
-        temporary.write_text(text, encoding="utf-8")
+        yield temporary
         os.replace(temporary, path)
     finally:
         if temporary.exists():
             temporary.unlink()
-    return path
+
+
+def atomic_write_text(path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` via a temporary file renamed over it: all or nothing."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    return Path(path)
 
 
 def atomic_write_json(path, data, indent: int | None = 1) -> Path:

@@ -57,8 +57,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import config
-from .explain import apply_transform, similarity_transform
+from . import config, metadata, safe_io
+from .geometry import apply_transform, similarity_transform
 
 # ----------------------------------------------------------------------------
 # Settings per profile
@@ -95,7 +95,7 @@ METHOD_REGIONS = {"identity-swap": "face", "self-blend": "face", "mouth": "mouth
 # "medium" starts at 0.75: from 0.45, Meso-4 reached a test video AUC of 0.66 (n = 42), from 0.65
 # 0.72, with the custom CNN at 0.61 both times (5 epochs, standard sample, 2026-12-01).
 STRENGTH_RANGES = {"medium": (0.75, 1.0), "hard": (0.1, 0.65)}
-DEFAULT_SEED = 42
+DEFAULT_SEED = metadata.DEFAULT_SEED
 GENERATOR_VERSION = 4  # bump when the generator's output changes, so cached samples are remade
 
 PORTRAIT_CREDIT = ("Grace Hopper, official U.S. Navy photograph (public domain), "
@@ -137,13 +137,8 @@ PHOTO_CYCLE = ("grace_hopper", "astronaut", "camera", "grace_hopper", "astronaut
 def sample_settings(profile: str = "standard", **overrides) -> dict:
     """The generation settings of ``profile`` with ``overrides`` (``None`` = keep the profile's value)."""
     config.check_profile(profile)
-    settings = dict(SAMPLE_PROFILES[profile])
-    settings["seed"] = DEFAULT_SEED
-    for key, value in overrides.items():
-        if key not in settings:
-            raise ValueError(f"Unknown sample setting {key!r}; known: {', '.join(sorted(settings))}.")
-        if value is not None:
-            settings[key] = value
+    settings = config.apply_overrides({**SAMPLE_PROFILES[profile], "seed": DEFAULT_SEED}, overrides,
+                                      what="sample setting")
     if settings["difficulty"] not in DIFFICULTIES:
         raise ValueError(f"Unknown sample difficulty {settings['difficulty']!r}; choose one of "
                          f"{', '.join(DIFFICULTIES)}.")
@@ -237,10 +232,7 @@ def portrait_landmarks(cache_path: Path | None = None, photo: str = "grace_hoppe
                          "box": np.asarray(boxes[best], dtype=np.float32).round(2).tolist(),
                          "prob": float(np.asarray(probs, dtype=np.float32)[best]),
                          "landmarks": np.asarray(points[best], dtype=np.float32).round(2).tolist()}
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_path.with_suffix(".json.partial")
-        tmp.write_text(json.dumps(cache, indent=2))
-        tmp.replace(cache_path)
+        safe_io.atomic_write_text(cache_path, json.dumps(cache, indent=2))
     return np.asarray(cache[digest]["landmarks"], dtype=np.float64)
 
 
@@ -891,6 +883,21 @@ def render_frames(plan: ClipPlan, swap: SwapPlan | None = None):
         yield frame, lm
 
 
+
+def _filmed_scene(plan: ClipPlan, scene: np.ndarray, scene_lm, t: float):
+    """The scene as the moving camera sees it at time ``t``: ``(frame, landmarks)`` (landmarks None without a face)."""
+    cam = _camera(plan, t, scene_lm)
+    frame = cv2.warpAffine(scene, cam, (plan.width, plan.height), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+    return frame, (apply_transform(cam, scene_lm) if plan.has_face else None)
+
+
+def _mouth_opening(plan: ClipPlan, t: float) -> float:
+    """How far the mouth is open at time ``t`` (0 = closed): the clip's talking rhythm."""
+    amplitude, frequency, phase = plan.talk
+    return amplitude * max(0.0, math.sin(frequency * 2 * np.pi * t + phase)) ** 2
+
+
 def _render(plan: ClipPlan, swap: SwapPlan | None = None):
     """Yield ``(frame, landmarks, changed box or None)``: the box a fake's manipulation touched."""
     if plan.nuisances:
@@ -899,18 +906,14 @@ def _render(plan: ClipPlan, swap: SwapPlan | None = None):
     scene, scene_lm = _scene(plan.identity)
     noise_rng = np.random.default_rng([plan.seed, 5])
     jitter_rng = np.random.default_rng([swap.seed, 6]) if swap is not None else None
-    ta, tf, tp = plan.talk
     for i in range(plan.n_frames):
         t = i / plan.fps
-        cam = _camera(plan, t, scene_lm)
-        frame = cv2.warpAffine(scene, cam, (plan.width, plan.height), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE)
-        lm = apply_transform(cam, scene_lm) if plan.has_face else None
+        frame, lm = _filmed_scene(plan, scene, scene_lm, t)
         box = None
         if lm is not None:
             if swap is not None:
                 box = _swap_face(frame, lm, swap, jitter_rng)
-            frame = _talk(frame, lm, ta * max(0.0, math.sin(tf * 2 * np.pi * t + tp)) ** 2)
+            frame = _talk(frame, lm, _mouth_opening(plan, t))
         yield _light_and_noise(frame, plan, t, int(noise_rng.integers(2**31 - 1))), lm, box
 
 
@@ -1091,16 +1094,11 @@ def _render_with_nuisances(plan: ClipPlan, swap: SwapPlan | None):
     scene, scene_lm = _scene(plan.identity)
     noise_rng = np.random.default_rng([plan.seed, 5])
     fake_rng = np.random.default_rng([swap.seed, 6]) if swap is not None else None
-    ta, tf, tp = plan.talk
     for i in range(plan.n_frames):
         t = i / plan.fps
-        cam = _camera(plan, t, scene_lm)
-        frame = cv2.warpAffine(scene, cam, (plan.width, plan.height), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE)
-        lm = apply_transform(cam, scene_lm) if plan.has_face else None
+        frame, lm = _filmed_scene(plan, scene, scene_lm, t)
         if lm is not None:
-            unit = _face_size(lm, plan.identity)
-            frame = _talk(frame, lm, ta * max(0.0, math.sin(tf * 2 * np.pi * t + tp)) ** 2, unit)
+            frame = _talk(frame, lm, _mouth_opening(plan, t), _face_size(lm, plan.identity))
         clean = _capture(frame, plan, t)
         mask, box, changed = None, None, None
         if swap is not None and lm is not None:
@@ -1119,14 +1117,14 @@ def _render_with_nuisances(plan: ClipPlan, swap: SwapPlan | None):
 def write_video(path: Path, frames, width: int, height: int, fps: int, crf: int = 23) -> int:
     """Encode RGB frames as H.264 (libx264, yuv420p) MP4, the way DFDC's videos are stored.
 
-    Writes to ``<name>.partial.mp4`` and renames when complete. Returns the number of frames.
+    Writes to ``<name>.mp4.partial.mp4`` and renames when complete. Returns the number of frames.
     """
     import av
 
     path = Path(path)
-    tmp = path.with_name(path.stem + ".partial" + path.suffix)
     count = 0
-    with av.open(str(tmp), mode="w", format="mp4") as container:
+    with safe_io.atomic_path(path, suffix=".partial" + path.suffix) as tmp, \
+            av.open(str(tmp), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         # Reproducible output: one encoder thread, and x264's macroblock-tree rate control off
@@ -1142,7 +1140,6 @@ def write_video(path: Path, frames, width: int, height: int, fps: int, crf: int 
             count += 1
         for packet in stream.encode():
             container.mux(packet)
-    tmp.replace(path)
     return count
 
 
@@ -1333,7 +1330,7 @@ def generate_sample(out_dir, profile: str = "standard", progress: bool = True, *
     ``fractions`` (train, val, test shares of the split).
 
     Writes the videos, ``metadata.json`` (``{"name.mp4": {"label", "split",
-    "original"}}``, fakes also ``method`` and ``difficulty``; splits from :func:`helpers.data_sources.assign_splits`,
+    "original"}}``, fakes also ``method`` and ``difficulty``; splits from :func:`helpers.metadata.assign_splits`,
     one identity's clips and every fake with its original in the same split),
     ``generation.json`` (settings, the photos and their licences, per-video details
     -- nuisances, method, the box of the changed region per frame -- and timings) and
@@ -1341,8 +1338,6 @@ def generate_sample(out_dir, profile: str = "standard", progress: bool = True, *
     temporary name and renamed when complete, so an interrupted run leaves no
     half-made dataset behind.
     """
-    from .data_sources import assign_splits, write_metadata  # the data layer owns the metadata format
-
     settings = sample_settings(profile, **overrides)
     out_dir = Path(out_dir)
     work = out_dir.with_name(out_dir.name + ".partial")
@@ -1367,11 +1362,11 @@ def generate_sample(out_dir, profile: str = "standard", progress: bool = True, *
     for v in videos:
         if v["label"] == "FAKE":
             entries[v["name"]].update(method=v["method"], difficulty=v["difficulty"])
-    splits = assign_splits(entries, fractions=settings["fractions"], seed=settings["seed"],
+    splits = metadata.assign_splits(entries, fractions=settings["fractions"], seed=settings["seed"],
                            groups={v["name"]: v["group"] for v in videos})
     for name in entries:
         entries[name]["split"] = splits[name]
-    write_metadata(work / "metadata.json", entries)
+    metadata.write_metadata(work / "metadata.json", entries)
     video_info = {}
     for name, d in details.items():
         video_info[name] = {"width": d["width"], "height": d["height"], "fps": float(d["fps"]),

@@ -33,7 +33,8 @@ import torch
 from torch.utils.data import Dataset
 
 from . import faces
-from .datasets_torch import read_face, to_tensor
+from .datasets_torch import to_tensor
+from .faces import read_crop
 
 #: Blend ratios, as in the paper: a full blend is drawn half of the time.
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
@@ -231,13 +232,13 @@ class SelfBlendedDataset(Dataset):
     def pseudo_fake(self, position: int, seed) -> SelfBlend:
         """The self-blend of real crop number ``position`` at its own resolution."""
         row = self.table.iloc[position]
-        face = read_face(row["crop_path"])
+        face = read_crop(row["crop_path"])
         return self_blend(face, landmarks_of(row), face_box_in_crop(row, face.shape[0], self.margin), seed=seed)
 
     def __getitem__(self, index: int):
         n = len(self.table)
         if index < n:
-            face = read_face(self.table["crop_path"].iloc[index], self.image_size)
+            face = read_crop(self.table["crop_path"].iloc[index], self.image_size)
         else:
             draw = self._draws[index]
             self._draws[index] += int(self.fresh_each_epoch)

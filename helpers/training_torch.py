@@ -1,5 +1,8 @@
 """Training loop and predictions for the PyTorch face classifiers.
 
+Scoring faces and choosing the video rule are in :mod:`helpers.evaluation`; the
+training curves are drawn by :func:`helpers.plots.plot_history`.
+
 One loop serves every PyTorch model of the course (InceptionResnetV1 in
 notebook 04, the custom CNN / MesoNet / DenseNet121 of the comparison): each
 returns one logit per face, trained with binary cross-entropy on logits
@@ -30,12 +33,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import evaluation
 from .models_torch import save_checkpoint, train_mode
 from .reproducibility import seed_everything
 
@@ -333,91 +334,35 @@ def train_classifier(model: nn.Module, train_loader, val_loader, epochs: int, lr
     return history
 
 
-# --------------------------------------------------------------------------- scoring and video verdicts
-def score_faces(model: nn.Module, manifest_df: pd.DataFrame, image_size: int, device="cpu",
-                batch_size: int = 64, amp: bool = True, progress: bool = False) -> pd.DataFrame:
-    """One row per face crop with ``prob_fake``: the frame table that ``helpers.evaluation`` expects.
+def ensure_checkpoint(path, manifest_df, image_size: int, epochs: int, pretrained: bool = False,
+                      freeze: str = "none", device="cpu", batch_size: int = 8, faces_per_video: int | None = None,
+                      validate: bool = False, seed: int = 42, metadata: dict | None = None,
+                      **train_options) -> tuple[Path, dict | None]:
+    """The InceptionResnetV1 checkpoint at ``path``; without one there, a quick one is trained and saved first.
 
-    Columns: video, frame_index (if known), split, label (int, 1 = FAKE),
-    label_name ("REAL"/"FAKE"), crop_path, prob_fake.
+    Notebooks 06 and 07 run on their own this way when notebook 04 has not
+    been run: the network (``pretrained`` weights or random ones, ``freeze``)
+    is trained for ``epochs`` on the manifest's training faces (at most
+    ``faces_per_video`` of each video; with ``validate``, early stopping on
+    the validation faces) with :func:`train_classifier` (``train_options``:
+    ``lr``, ``patience``, ``progress`` ...), then saved at ``path`` with
+    ``image_size``, ``pretrained`` and ``metadata``. Returns ``(path, history)``;
+    ``history`` is None when the checkpoint was already there.
     """
-    from .datasets_torch import make_loader
+    from .datasets_torch import limit_faces_per_video, make_loader, split_table
+    from .models_torch import build_inception_classifier
 
-    loader = make_loader(manifest_df, image_size, batch_size=batch_size, train=False)
-    table = loader.dataset.table
-    probs = predict_probs(model, loader, device, amp=amp, progress=progress)
-    frame = pd.DataFrame({"video": table["video"].to_numpy()})
-    for column in ("frame_index", "split"):
-        if column in table.columns:
-            frame[column] = table[column].to_numpy()
-    frame["label"] = table["target"].astype(int).to_numpy()
-    frame["label_name"] = np.where(frame["label"] == 1, "FAKE", "REAL")
-    frame["crop_path"] = table["crop_path"].to_numpy()
-    frame["prob_fake"] = probs
-    return frame
-
-
-def compare_video_rules(frame_table: pd.DataFrame, rules=("mean", "confident"), ci: bool = False,
-                        n_boot: int = 1000, seed: int = 0) -> dict:
-    """Video-level metrics of each aggregation rule on one frame table (``ci=True``: with bootstrap 95 % CIs)."""
-    return {rule: {**evaluation.binary_metrics(*_video_arrays(frame_table, rule), ci=ci, n_boot=n_boot, seed=seed),
-                   "level": "video"} for rule in rules}
-
-
-def frame_and_video_metrics(frame_table: pd.DataFrame, rule: str = "mean", n_boot: int = 1000,
-                            seed: int = 0) -> dict:
-    """Metrics per face and per video (faces aggregated with ``rule``), each with a bootstrap 95 % CI.
-
-    Frame level: n = faces, and the bootstrap resamples whole videos (the
-    faces of one video are near-copies, not independent samples). Video
-    level: n = videos. Each result says its ``level``; ``n_videos`` is on both.
-    """
-    videos = evaluation.video_scores(frame_table, rule=rule)
-    frame = evaluation.binary_metrics(frame_table["label"], frame_table["prob_fake"], ci=True,
-                                      groups=frame_table["video"], n_boot=n_boot, seed=seed)
-    video = evaluation.binary_metrics(videos["label"], videos["prob_fake"], ci=True, n_boot=n_boot, seed=seed)
-    n_videos = int(len(videos))
-    return {"frame": {**frame, "level": "frame", "n_videos": n_videos},
-            "video": {**video, "level": "video", "n_videos": n_videos}, "video_rule": rule}
-
-
-def _video_arrays(frame_table: pd.DataFrame, rule: str):
-    videos = evaluation.video_scores(frame_table, rule=rule)
-    return videos["label"].to_numpy(), videos["prob_fake"].to_numpy()
-
-
-def choose_video_rule(comparison: dict, metric: str = "log_loss") -> str:
-    """The rule with the best ``metric`` (log loss: lowest; others: highest); ties go to "mean", the simpler."""
-    lower_is_better = metric == "log_loss"
-    best_rule, best_value = None, None
-    for rule in sorted(comparison, key=lambda r: r != "mean"):
-        value = comparison[rule].get(metric)
-        if value is None:
-            continue
-        if best_value is None or (value < best_value if lower_is_better else value > best_value):
-            best_rule, best_value = rule, value
-    return best_rule or "mean"
-
-
-# --------------------------------------------------------------------------- plots
-def plot_history(history: dict, title: str | None = None):
-    """Loss and accuracy per epoch (train and validation); the best epoch marked. Returns the figure."""
-    import matplotlib.pyplot as plt
-
-    epochs = np.arange(1, len(history["train_loss"]) + 1)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, key, name in ((axes[0], "loss", "BCE loss"), (axes[1], "acc", "accuracy")):
-        ax.plot(epochs, history[f"train_{key}"], "o-", label="train")
-        if history.get(f"val_{key}"):
-            ax.plot(epochs, history[f"val_{key}"], "s-", label="validation")
-        if history.get("best_epoch"):
-            ax.axvline(history["best_epoch"], color="grey", linestyle="--", linewidth=1, label="best epoch")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(name)
-        ax.set_xticks(epochs)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    path = Path(path)
+    if path.is_file():
+        return path, None
+    train = limit_faces_per_video(split_table(manifest_df, "train"), faces_per_video)
+    train_loader = make_loader(train, image_size, batch_size=batch_size, train=True, seed=seed)
+    val_loader = (make_loader(split_table(manifest_df, "val"), image_size, batch_size=2 * batch_size)
+                  if validate else None)
+    seed_everything(seed)
+    model = build_inception_classifier(pretrained, device=device, freeze=freeze)
+    history = train_classifier(model, train_loader, val_loader, epochs=epochs, device=device, seed=seed,
+                               **train_options)
+    save_checkpoint(model, path, epoch=history["best_epoch"] or history["epochs_run"], image_size=int(image_size),
+                    pretrained=bool(pretrained), **(metadata or {}))
+    return path, history

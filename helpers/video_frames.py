@@ -39,6 +39,8 @@ from pathlib import Path
 import numpy as np
 
 BACKENDS = ("pyav", "cv2")
+#: File endings taken for videos, by the folder source (helpers.data_sources) and the demo alike.
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
 
 class VideoReadError(RuntimeError):

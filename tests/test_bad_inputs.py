@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from helpers import data_sources as ds
-from helpers import inference, models_torch, safe_io
+from helpers import inference, kaggle_data, model_registry, models_torch, safe_io
 from helpers.sample_data import portrait_path, write_video
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -413,7 +413,7 @@ def test_refused_kaggle_archive_is_moved_aside_and_downloaded_again(home, data_d
 
     def deliver(partial):
         calls.append(partial)
-        target = partial / ds.KAGGLE_ARCHIVE
+        target = partial / kaggle_data.KAGGLE_ARCHIVE
         target.write_bytes(evil.read_bytes())
         return target
 
@@ -425,9 +425,9 @@ def test_refused_kaggle_archive_is_moved_aside_and_downloaded_again(home, data_d
         new = set(aside.iterdir()) - moved
         assert len(new) == 1
         moved |= new
-        assert_clear(caught.value, ds.KAGGLE_ARCHIVE, str(new.pop()), todo=("Delete the moved file",))
+        assert_clear(caught.value, kaggle_data.KAGGLE_ARCHIVE, str(new.pop()), todo=("Delete the moved file",))
     assert len(calls) == 2  # the second run downloaded afresh instead of failing on the same file
-    assert not (data_dir / "kaggle" / "download" / ds.KAGGLE_ARCHIVE).exists()
+    assert not (data_dir / "kaggle" / "download" / kaggle_data.KAGGLE_ARCHIVE).exists()
     assert not (data_dir / "kaggle" / "train_sample_videos").exists()
 
 
@@ -446,7 +446,7 @@ def test_unusable_kaggle_json_is_named(home, data_dir, content, needle):
         legacy.write_bytes(content)
     before = snapshot(home)
     calls = []
-    with pytest.raises(ds.KaggleSetupError) as caught:
+    with pytest.raises(kaggle_data.KaggleSetupError) as caught:
         ds.prepare_dataset("kaggle", "smoke", downloader=calls.append)
     message = assert_clear(caught.value, str(legacy), needle, todo=("https://www.kaggle.com/settings/api",))
     assert "No usable Kaggle credentials" in message and "No Kaggle credentials found" not in message
@@ -457,7 +457,7 @@ def test_empty_kaggle_token_file_is_named(home, data_dir):
     token = home / ".kaggle" / "access_token"
     token.write_bytes(b"")
     before = snapshot(home)
-    with pytest.raises(ds.KaggleSetupError) as caught:
+    with pytest.raises(kaggle_data.KaggleSetupError) as caught:
         ds.prepare_dataset("kaggle", "smoke", downloader=lambda partial: None)
     assert_clear(caught.value, str(token), "is empty", todo=("paste the token",))
     assert snapshot(home) == before
@@ -469,7 +469,7 @@ CHECKPOINT_TODO = ("retrain with notebooks/04_inception_resnet.ipynb", "Pass one
                    "Delete this file")
 
 
-def load_must_fail(path: Path, loader=models_torch.load_checkpoint, error_type=models_torch.CheckpointError) -> str:
+def load_must_fail(path: Path, loader=model_registry.load_checkpoint, error_type=models_torch.CheckpointError) -> str:
     before = snapshot(path.parent)
     with pytest.raises(error_type) as caught:
         loader(path)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import cache, config, data_sources
+from helpers import cache, config, kaggle_data
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -186,7 +186,7 @@ def test_cache_setting_comes_from_deepfake_cache(homes, monkeypatch, tmp_path):
 
 
 def _fake_dfdc_downloader(partial_dir: Path) -> Path:
-    archive = partial_dir / data_sources.KAGGLE_ARCHIVE
+    archive = partial_dir / kaggle_data.KAGGLE_ARCHIVE
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("train_sample_videos/metadata.json", json.dumps({"a.mp4": {"label": "REAL"}}))
         zf.writestr("train_sample_videos/a.mp4", b"not really a video")
@@ -203,16 +203,16 @@ def test_dfdc_archive_with_credentials_then_used_without_them(homes, stand_ins, 
                             kaggle_downloader=_fake_dfdc_downloader)
     assert report.ok and "dfdc_train_sample" in {f.download.key for f in report.files}
     entry = json.loads((root / "manifest.json").read_text())["files"]["dfdc_train_sample"]
-    assert entry["sha256"] == cache.file_digest(root / "dfdc" / data_sources.KAGGLE_ARCHIVE)
+    assert entry["sha256"] == cache.file_digest(root / "dfdc" / kaggle_data.KAGGLE_ARCHIVE)
     monkeypatch.delenv("KAGGLE_API_TOKEN")
     cache.use_cache(root, verbose=False)
-    linked = config.data_dir() / "kaggle" / "download" / data_sources.KAGGLE_ARCHIVE
+    linked = config.data_dir() / "kaggle" / "download" / kaggle_data.KAGGLE_ARCHIVE
     assert linked.exists()
 
     def must_not_download(_):
         raise AssertionError("the cache's archive should have been used")
 
-    assert data_sources.fetch_kaggle_archive(linked.parent, downloader=must_not_download) == linked
+    assert kaggle_data.fetch_kaggle_archive(linked.parent, downloader=must_not_download) == linked
 
 
 def test_the_registry_matches_what_the_libraries_download(monkeypatch, tmp_path):

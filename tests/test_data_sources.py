@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from helpers import data_sources as ds
+from helpers import kaggle_data, metadata
 from helpers.sample_data import write_video
 
 
@@ -53,7 +54,7 @@ def data_dir(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- metadata
 
 def test_parse_metadata_reports_each_bad_entry():
-    entries, problems = ds.parse_metadata({
+    entries, problems = metadata.parse_metadata({
         "a.mp4": {"label": "REAL", "split": "train", "original": None},
         "b.mp4": {"label": "fake", "original": "a.mp4"},      # lower case is accepted
         "c.mp4": {"label": "MAYBE"},
@@ -67,16 +68,16 @@ def test_parse_metadata_reports_each_bad_entry():
     assert len(problems) == 5
     for name in "cdefg":
         assert any(f"'{name}.mp4'" in p for p in problems), name
-    assert ds.parse_metadata(["a.mp4"])[1] and not ds.parse_metadata(["a.mp4"])[0]
+    assert metadata.parse_metadata(["a.mp4"])[1] and not metadata.parse_metadata(["a.mp4"])[0]
 
 
 def test_read_metadata_malformed_json(tmp_path):
     bad = tmp_path / "metadata.json"
     bad.write_text('{"a.mp4": {"label": "REAL"},')
     with pytest.raises(ds.DatasetError, match="not valid JSON"):
-        ds.read_metadata(bad)
+        metadata.read_metadata(bad)
     with pytest.raises(ds.DatasetError, match="does not exist"):
-        ds.read_metadata(tmp_path / "nothing.json")
+        metadata.read_metadata(tmp_path / "nothing.json")
 
 
 # ---------------------------------------------------------------- videos
@@ -144,8 +145,8 @@ def test_folder_problems_are_listed_together_and_nothing_is_changed(tmp_path, da
     assert df.set_index("name").loc["fake1.mp4", "original"] == "real1.mp4"
     row = df.set_index("name").loc["real2.mp4"]
     assert (row["width"], row["height"], row["orientation"]) == (64, 96, "portrait")
-    assert set(df["split"]) <= set(ds.SPLITS)
-    checks = ds.check_splits(df)
+    assert set(df["split"]) <= set(metadata.SPLITS)
+    checks = metadata.check_splits(df)
     assert checks["video_disjoint"] and checks["fakes_with_originals"] and checks["fake_original_pairs"] == 2
     assert snapshot(folder) == before
     # cached: the same folder gives the same dataset without new files
@@ -210,16 +211,16 @@ def dfdc_like_entries(n_real=40, seed=0):
 
 def test_splits_are_grouped_stratified_and_seeded():
     entries = dfdc_like_entries()
-    splits = ds.assign_splits(entries, seed=1)
-    assert splits == ds.assign_splits(entries, seed=1)
-    assert splits != ds.assign_splits(entries, seed=2)
+    splits = metadata.assign_splits(entries, seed=1)
+    assert splits == metadata.assign_splits(entries, seed=1)
+    assert splits != metadata.assign_splits(entries, seed=2)
     assert set(splits) == set(entries)
     for name, entry in entries.items():
         if entry["original"] in entries:
             assert splits[name] == splits[entry["original"]]
     assert len({splits[f"orphan{j}.mp4"] for j in range(3)}) == 1
     n = len(entries)
-    for split, share in zip(ds.SPLITS, ds.DEFAULT_FRACTIONS):
+    for split, share in zip(metadata.SPLITS, metadata.DEFAULT_FRACTIONS):
         count = sum(s == split for s in splits.values())
         assert abs(count / n - share) < 0.06, (split, count)
         reals = sum(s == split and entries[k]["label"] == "REAL" for k, s in splits.items())
@@ -230,12 +231,12 @@ def test_extra_groups_and_small_sets_fill_every_split():
     entries = {f"r{i}": {"label": "REAL", "original": None} for i in range(4)}
     entries.update({f"f{i}": {"label": "FAKE", "original": f"r{i}"} for i in range(4)})
     entries["noface"] = {"label": "REAL", "original": None}
-    splits = ds.assign_splits(entries, seed=42)
-    for split in ds.SPLITS:
+    splits = metadata.assign_splits(entries, seed=42)
+    for split in metadata.SPLITS:
         labels = {entries[k]["label"] for k, s in splits.items() if s == split}
         assert labels == {"REAL", "FAKE"}, (split, labels)
     groups = {"r0": "A", "r1": "A", "f0": "A", "f1": "A"}
-    grouped = ds.assign_splits(entries, seed=42, groups=groups)
+    grouped = metadata.assign_splits(entries, seed=42, groups=groups)
     assert len({grouped[k] for k in groups}) == 1
 
 
@@ -248,10 +249,10 @@ def test_check_splits_catches_leaks(tmp_path):
                        "label": ["REAL", "FAKE", "REAL", "REAL"],
                        "split": ["train", "train", "test", "train"],
                        "original": [None, "a.mp4", None, None]})
-    good = ds.check_splits(df)
+    good = metadata.check_splits(df)
     assert good["video_disjoint"] and good["fakes_with_originals"]
     leaked = df.assign(split=["train", "test", "test", "test"])
-    bad = ds.check_splits(leaked, groups={"a.mp4": "x", "c.mp4": "x"})
+    bad = metadata.check_splits(leaked, groups={"a.mp4": "x", "c.mp4": "x"})
     assert not bad["video_disjoint"]          # the copy of a.mp4 is on the other side
     assert not bad["fakes_with_originals"]    # b.mp4's original is in train
     assert bad["groups_together"] is False
@@ -312,36 +313,36 @@ def no_credentials(tmp_path, monkeypatch):
 
 def test_credential_detection(no_credentials, monkeypatch):
     home = no_credentials
-    assert ds.find_kaggle_credentials() is None
-    assert ds.find_kaggle_credentials({"KAGGLE_API_TOKEN": "abc"}, home) == "the KAGGLE_API_TOKEN environment variable"
-    assert "KAGGLE_KEY" in ds.find_kaggle_credentials({"KAGGLE_USERNAME": "u", "KAGGLE_KEY": "k"}, home)
-    assert ds.find_kaggle_credentials({"KAGGLE_USERNAME": "u"}, home) is None
+    assert kaggle_data.find_kaggle_credentials() is None
+    assert kaggle_data.find_kaggle_credentials({"KAGGLE_API_TOKEN": "abc"}, home) == "the KAGGLE_API_TOKEN environment variable"
+    assert "KAGGLE_KEY" in kaggle_data.find_kaggle_credentials({"KAGGLE_USERNAME": "u", "KAGGLE_KEY": "k"}, home)
+    assert kaggle_data.find_kaggle_credentials({"KAGGLE_USERNAME": "u"}, home) is None
     kaggle_dir = home / ".kaggle"
     kaggle_dir.mkdir()
     (kaggle_dir / "kaggle.json").write_text("{\"username\": \"u\"}")  # incomplete: not credentials
-    assert ds.find_kaggle_credentials({}, home) is None
+    assert kaggle_data.find_kaggle_credentials({}, home) is None
     (kaggle_dir / "kaggle.json").write_text(json.dumps({"username": "u", "key": "k"}))
-    assert ds.find_kaggle_credentials({}, home).endswith("kaggle.json")
+    assert kaggle_data.find_kaggle_credentials({}, home).endswith("kaggle.json")
     (kaggle_dir / "kaggle.json").unlink()
     (kaggle_dir / "credentials.json").write_text("{\"refresh_token\": \"x\"}")
-    assert "kaggle auth login" in ds.find_kaggle_credentials({}, home)
+    assert "kaggle auth login" in kaggle_data.find_kaggle_credentials({}, home)
     (kaggle_dir / "access_token").write_text("token")
-    assert ds.find_kaggle_credentials({}, home).endswith("access_token")
+    assert kaggle_data.find_kaggle_credentials({}, home).endswith("access_token")
     other = home / "elsewhere"
     other.mkdir()
     (other / "kaggle.json").write_text(json.dumps({"username": "u", "key": "k"}))
-    assert ds.find_kaggle_credentials({"KAGGLE_CONFIG_DIR": str(other)}, home.parent / "nobody") == \
+    assert kaggle_data.find_kaggle_credentials({"KAGGLE_CONFIG_DIR": str(other)}, home.parent / "nobody") == \
         str(other / "kaggle.json")
 
 
 def test_kaggle_without_credentials_says_what_to_do(no_credentials, data_dir):
     imported_before = "kaggle" in sys.modules
     calls = []
-    with pytest.raises(ds.KaggleSetupError) as caught:
+    with pytest.raises(kaggle_data.KaggleSetupError) as caught:
         ds.prepare_dataset("kaggle", "smoke", downloader=lambda partial: calls.append(partial))
     message = str(caught.value)
     for needle in ("kaggle auth login", "KAGGLE_API_TOKEN", "~/.kaggle/access_token", "kaggle.json",
-                   ds.KAGGLE_RULES_URL, "DATA_SOURCE = \"sample\""):
+                   kaggle_data.KAGGLE_RULES_URL, "DATA_SOURCE = \"sample\""):
         assert needle in message, needle
     assert calls == []
     assert ("kaggle" in sys.modules) == imported_before  # the client was not imported (no banner)
@@ -360,11 +361,11 @@ def test_kaggle_refusals_are_explained(no_credentials, data_dir, monkeypatch, st
     def refuse(partial):
         raise FakeHTTPError(status)
 
-    with pytest.raises(ds.KaggleSetupError, match=str(status)) as caught:
+    with pytest.raises(kaggle_data.KaggleSetupError, match=str(status)) as caught:
         ds.prepare_dataset("kaggle", "smoke", downloader=refuse)
     assert needle in str(caught.value)
     if status == 403:
-        assert ds.KAGGLE_RULES_URL in str(caught.value)
+        assert kaggle_data.KAGGLE_RULES_URL in str(caught.value)
 
 
 def kaggle_archive(path: Path, tmp: Path) -> Path:
@@ -388,18 +389,18 @@ def test_kaggle_download_is_resumable_and_done_once(no_credentials, data_dir, mo
 
     def interrupted(partial):
         calls.append("interrupted")
-        (partial / ds.KAGGLE_ARCHIVE).write_bytes(source.read_bytes()[:1000])  # half a file
+        (partial / kaggle_data.KAGGLE_ARCHIVE).write_bytes(source.read_bytes()[:1000])  # half a file
         raise ConnectionError("connection reset")
 
     with pytest.raises(ds.DatasetError, match="resumes or restarts"):
         ds.prepare_dataset("kaggle", "smoke", downloader=interrupted)
-    final = data_dir / "kaggle" / "download" / ds.KAGGLE_ARCHIVE
+    final = data_dir / "kaggle" / "download" / kaggle_data.KAGGLE_ARCHIVE
     assert not final.exists() and not (data_dir / "kaggle" / "train_sample_videos").exists()
 
     def truncated(partial):
         calls.append("truncated")
-        (partial / ds.KAGGLE_ARCHIVE).write_bytes(source.read_bytes()[:-200])
-        return partial / ds.KAGGLE_ARCHIVE
+        (partial / kaggle_data.KAGGLE_ARCHIVE).write_bytes(source.read_bytes()[:-200])
+        return partial / kaggle_data.KAGGLE_ARCHIVE
 
     with pytest.raises(ds.DatasetError, match="incomplete or corrupt"):
         ds.prepare_dataset("kaggle", "smoke", downloader=truncated)
@@ -407,7 +408,7 @@ def test_kaggle_download_is_resumable_and_done_once(no_credentials, data_dir, mo
 
     def complete(partial):
         calls.append("complete")
-        target = partial / ds.KAGGLE_ARCHIVE
+        target = partial / kaggle_data.KAGGLE_ARCHIVE
         target.write_bytes(source.read_bytes())
         return target
 
@@ -434,7 +435,7 @@ def test_kaggle_unsafe_archive_is_not_extracted(no_credentials, data_dir, monkey
         zf.writestr("train_sample_videos/metadata.json", "{}")
 
     def deliver(partial):
-        target = partial / ds.KAGGLE_ARCHIVE
+        target = partial / kaggle_data.KAGGLE_ARCHIVE
         target.write_bytes(evil.read_bytes())
         return target
 
@@ -446,13 +447,13 @@ def test_kaggle_unsafe_archive_is_not_extracted(no_credentials, data_dir, monkey
 
 def test_subset_keeps_every_split_mixed():
     entries = dfdc_like_entries(n_real=30, seed=3)
-    splits = ds.assign_splits(entries, seed=3)
+    splits = metadata.assign_splits(entries, seed=3)
     for name, split in splits.items():
         entries[name]["split"] = split
     for n in (6, 8, 25):
         chosen = ds._subset(entries, n, seed=1)
         assert len(chosen) == n
-        for split in ds.SPLITS:
+        for split in metadata.SPLITS:
             assert {e["label"] for e in chosen.values() if e["split"] == split} == {"REAL", "FAKE"}, (n, split)
         assert all(chosen[k] is entries[k] for k in chosen)
     assert ds._subset(entries, None, seed=1) is entries
@@ -462,7 +463,7 @@ def test_method_and_difficulty_round_trip_for_fakes_only(tmp_path):
     tiny_video(tmp_path / "a.mp4")
     tiny_video(tmp_path / "b.mp4", value=1)
     tiny_video(tmp_path / "c.mp4", value=2)
-    ds.write_metadata(tmp_path / "metadata.json", {
+    metadata.write_metadata(tmp_path / "metadata.json", {
         "a.mp4": {"label": "REAL", "split": "train", "method": "ignored-for-reals"},
         "b.mp4": {"label": "FAKE", "split": "train", "original": "a.mp4", "method": "self-blend", "difficulty": "hard"},
         "c.mp4": {"label": "FAKE", "split": "test", "original": "a.mp4"},

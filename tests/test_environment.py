@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import course, data_sources, environment
+from helpers import course, data_sources, environment, metadata
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tools"))
@@ -93,8 +93,8 @@ def test_attached_dfdc_videos_are_used_in_place_without_copying(tmp_path, monkey
     _read_only(videos)
     try:
         out = tmp_path / "working" / "data" / "kaggle" / "dfdc_train_sample"
-        dataset = data_sources._prepare_from_folder(found, out, "kaggle", data_sources.DEFAULT_SEED,
-                                                    data_sources.DEFAULT_FRACTIONS, skip_bad=False, max_videos=None)
+        dataset = data_sources._prepare_from_folder(found, out, "kaggle", metadata.DEFAULT_SEED,
+                                                    metadata.DEFAULT_FRACTIONS, skip_bad=False, max_videos=None)
         table = data_sources.load_dataset(dataset)
     finally:
         _writable(videos)
@@ -102,7 +102,7 @@ def test_attached_dfdc_videos_are_used_in_place_without_copying(tmp_path, monkey
     assert len(table) == 6 and set(table["label"]) == {"REAL", "FAKE"}
     assert all(Path(p).parent == videos.resolve() for p in table["path"])
     assert not list((tmp_path / "working").rglob("*.mp4")), "no video was copied"
-    assert set(table["split"]) <= set(data_sources.SPLITS)
+    assert set(table["split"]) <= set(metadata.SPLITS)
 
 
 # --------------------------------------------------------------------------- what a hosted notebook installs

@@ -1,4 +1,4 @@
-"""Unit tests for helpers/explain.py: Grad-CAM, overlays, TTA, landmark alignment."""
+"""Unit tests for helpers/explain.py: Grad-CAM, overlays, TTA, region shares of aligned maps."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from helpers import explain  # noqa: E402
+from helpers import explain, geometry, model_registry, tta  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_default_target_layer_falls_back_to_last_conv():
 def test_default_target_layer_of_the_comparison_models():
     models_compare = pytest.importorskip("helpers.models_compare")
     torch.manual_seed(0)
-    meso = models_compare.build_compare_model("meso4", image_size=64).eval()
+    meso = model_registry.build_model("meso4", image_size=64).eval()
     assert explain.default_target_layer(meso) is models_compare.gradcam_layer(meso)
     cams = explain.gradcam_torch(meso, torch.rand(2, 3, 64, 64))
     assert cams.shape == (2, 64, 64) and cams.min() >= 0 and cams.max() <= 1
@@ -221,8 +221,8 @@ def batch():
 
 
 def test_tta_probabilities_are_in_range_and_average_the_transforms(tiny, batch):
-    mean, every = explain.tta_probs(tiny, batch, transforms=None, return_all=True)
-    assert mean.shape == (5,) and every.shape == (len(explain.DEFAULT_TTA), 5)
+    mean, every = tta.tta_probs(tiny, batch, transforms=None, return_all=True)
+    assert mean.shape == (5,) and every.shape == (len(tta.DEFAULT_TTA), 5)
     np.testing.assert_allclose(mean, every.mean(axis=0), rtol=1e-6)
     assert not np.allclose(every[0], every[1]), "the flip should change this position-sensitive model's output"
 
@@ -230,52 +230,52 @@ def test_tta_probabilities_are_in_range_and_average_the_transforms(tiny, batch):
 def test_identity_only_tta_equals_the_plain_prediction(tiny, batch):
     with torch.no_grad():
         plain = torch.sigmoid(tiny(batch)).numpy().ravel()
-    identity = explain.tta_probs(tiny, batch, transforms=["identity"])
+    identity = tta.tta_probs(tiny, batch, transforms=["identity"])
     np.testing.assert_allclose(identity, plain, rtol=1e-6, atol=1e-7)
     # ... and equals the course's prediction function over a DataLoader of (faces, targets)
     training_torch = pytest.importorskip("helpers.training_torch")
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(batch, torch.zeros(5)), batch_size=2)
-    np.testing.assert_allclose(explain.tta_probs(tiny, loader, transforms=["identity"], batch_size=2),
+    np.testing.assert_allclose(tta.tta_probs(tiny, loader, transforms=["identity"], batch_size=2),
                                training_torch.predict_probs(tiny, loader, "cpu"), rtol=1e-6, atol=1e-7)
 
 
 def test_tta_accepts_callables_and_restores_mode(tiny, batch):
     tiny.train()
     try:
-        probs = explain.tta_probs(tiny, batch.numpy(), transforms=[lambda x: x, "hflip"])
+        probs = tta.tta_probs(tiny, batch.numpy(), transforms=[lambda x: x, "hflip"])
         assert tiny.training
     finally:
         tiny.eval()
     assert probs.shape == (5,)
     with pytest.raises(ValueError):
-        explain.tta_probs(tiny, batch, transforms=["rotate_upside_down"])
+        tta.tta_probs(tiny, batch, transforms=["rotate_upside_down"])
     with pytest.raises(ValueError):
-        explain.tta_probs(tiny, batch, transforms=[])
+        tta.tta_probs(tiny, batch, transforms=[])
 
 
-@pytest.mark.parametrize("name", sorted(explain.TTA_TRANSFORMS))
+@pytest.mark.parametrize("name", sorted(tta.TTA_TRANSFORMS))
 def test_each_tta_transform_keeps_shape_and_range(name, batch):
-    out = explain.TTA_TRANSFORMS[name](batch)
+    out = tta.TTA_TRANSFORMS[name](batch)
     assert out.shape == batch.shape and out.dtype == batch.dtype
     assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
 
 
 def test_shift_moves_content_and_flip_is_an_involution(batch):
-    moved = explain.shift(batch, dx=0.25, dy=0.0)  # 12 px right
+    moved = tta.shift(batch, dx=0.25, dy=0.0)  # 12 px right
     torch.testing.assert_close(moved[..., 12:], batch[..., :-12])
-    torch.testing.assert_close(explain.TTA_TRANSFORMS["hflip"](batch.flip(-1)), batch)
+    torch.testing.assert_close(tta.TTA_TRANSFORMS["hflip"](batch.flip(-1)), batch)
 
 
 def test_degradations_get_stronger_with_level(batch):
     def change(kind, level):
-        return float((explain.degrade(batch, kind, level) - batch).abs().mean())
+        return float((tta.degrade(batch, kind, level) - batch).abs().mean())
 
     assert change("jpeg_quality", 10) > change("jpeg_quality", 95) > 0
     assert change("downscale", 0.25) > change("downscale", 0.75) > 0
     assert change("blur_sigma", 3.0) > change("blur_sigma", 0.5) > 0
     assert change("downscale", 1.0) == 0 and change("blur_sigma", 0.0) == 0
     with pytest.raises(ValueError):
-        explain.degrade(batch, "sharpen", 1)
+        tta.degrade(batch, "sharpen", 1)
 
 
 def test_outcome_groups_sort_mistakes_and_spread_right_answers():
@@ -293,62 +293,8 @@ def test_outcome_groups_sort_mistakes_and_spread_right_answers():
         explain.outcome_groups([0, 1], [0.5])
 
 
-def _rotation(angle):
-    c, s = np.cos(angle), np.sin(angle)
-    return np.array([[c, -s], [s, c]])
-
-
-def test_similarity_transform_recovers_a_known_transform():
-    template = explain.TEMPLATE_5PTS * 100
-    true = np.zeros((2, 3))
-    true[:, :2] = 1.7 * _rotation(0.3)
-    true[:, 2] = [12.0, -5.0]
-    moved = explain.apply_transform(true, template)
-    estimate = explain.similarity_transform(moved, template)
-    np.testing.assert_allclose(explain.apply_transform(estimate, moved), template, atol=1e-9)
-    np.testing.assert_allclose(explain.apply_transform(explain.similarity_transform(template, moved), template),
-                               moved, atol=1e-9)
-
-
-def test_similarity_transform_has_no_reflection_and_rejects_bad_points():
-    points = explain.TEMPLATE_5PTS * 50
-    mirrored = points * [-1, 1]
-    matrix = explain.similarity_transform(points, mirrored)
-    assert np.linalg.det(matrix[:, :2]) > 0
-    with pytest.raises(ValueError):
-        explain.similarity_transform(np.full((5, 2), np.nan), points)
-    with pytest.raises(ValueError):
-        explain.similarity_transform(np.ones((5, 2)), points)
-
-
-def test_align_to_template_puts_landmarks_on_the_template():
-    import cv2
-
-    size = 112
-    crop = np.zeros((160, 160), np.float32)
-    # landmarks of a face rotated by 10 degrees, scaled and shifted inside a 160 px crop
-    landmarks = explain.TEMPLATE_5PTS * 120 @ _rotation(np.deg2rad(10)).T + [25, 10]
-    for x, y in landmarks:
-        cv2.circle(crop, (int(round(x)), int(round(y))), 3, 1.0, -1)
-    aligned, valid = explain.align_to_template(crop, landmarks, size=size)
-    assert aligned.shape == (size, size) and valid.shape == (size, size)
-    for x, y in explain.TEMPLATE_5PTS * size:
-        assert aligned[int(y), int(x)] > 0.5, "each landmark's dot must land on its template position"
-    assert aligned.sum() < 0.1 * size * size
-    assert set(np.unique(valid)) <= {0.0, 1.0} and valid.mean() > 0.5
-
-
-def test_region_masks_are_disjoint_and_cover_the_canvas():
-    masks = explain.region_masks(112)
-    stacked = np.stack(list(masks.values())).astype(int)
-    assert (stacked.sum(axis=0) == 1).all()
-    for x, y in explain.TEMPLATE_5PTS[:2] * 112:
-        assert masks["eyes"][int(y), int(x)]
-    assert masks["nose"][int(explain.TEMPLATE_5PTS[2, 1] * 112), int(explain.TEMPLATE_5PTS[2, 0] * 112)]
-
-
 def test_region_shares_and_sentence_follow_the_numbers():
-    masks = explain.region_masks(112)
+    masks = geometry.region_masks(112)
     on_eyes = masks["eyes"].astype(np.float32)
     shares = explain.region_shares(on_eyes)
     assert shares["eyes"]["activation_share"] == pytest.approx(1.0)
@@ -371,7 +317,7 @@ def test_region_shares_and_sentence_follow_the_numbers():
 
 
 def test_average_aligned_of_identical_faces_is_that_face():
-    landmarks = explain.TEMPLATE_5PTS * 112
+    landmarks = geometry.TEMPLATE_5PTS * 112
     cam = np.random.default_rng(3).random((112, 112)).astype(np.float32)
     mean, coverage = explain.average_aligned(np.stack([cam, cam]), np.stack([landmarks, landmarks]), size=112)
     np.testing.assert_allclose(mean, cam, atol=1e-4)

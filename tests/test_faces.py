@@ -294,13 +294,13 @@ def test_summary_and_stored_location(manifest, dataset):
 def test_rerun_does_only_what_is_missing(manifest, dataset, monkeypatch):
     before = load_manifest(manifest, only_faces=False)
     calls = []
-    real_read = faces._FrameStream.read
+    real_read = faces.FrameStream.read
 
     def counting_read(stream):
         calls.append(Path(stream.path).name)
         return real_read(stream)
 
-    monkeypatch.setattr(faces._FrameStream, "read", counting_read)
+    monkeypatch.setattr(faces.FrameStream, "read", counting_read)
     options = dict(frames_per_video=4, device="cpu", progress=False)
     assert extract_faces(dataset, "smoke", **options) == manifest
     assert calls == []  # everything cached
@@ -341,7 +341,7 @@ def test_reading_plan_reads_two_videos_on_a_cpu_and_more_beside_a_gpu():
 def test_frame_queue_is_bounded_and_a_cancelled_reader_stops(dataset):  # and counts as not busy
     import threading
 
-    stream = faces._FrameStream(dataset / "real.mp4", 8, "pyav", 1, depth=2)
+    stream = faces.FrameStream(dataset / "real.mp4", 8, "pyav", 1, depth=2)
     worker = threading.Thread(target=stream.read)
     worker.start()
     kind, info, indices = stream.next_message()
@@ -421,8 +421,8 @@ def test_interrupted_run_keeps_finished_videos_and_resumes(dataset, monkeypatch)
 
     monkeypatch.setattr(FaceDetector, "detect_video", real_detect)
     reads = []
-    real_read = faces._FrameStream.read
-    monkeypatch.setattr(faces._FrameStream, "read", lambda stream: (reads.append(Path(stream.path).name),
+    real_read = faces.FrameStream.read
+    monkeypatch.setattr(faces.FrameStream, "read", lambda stream: (reads.append(Path(stream.path).name),
                                                                     real_read(stream))[1])
     manifest = extract_faces(dataset, "smoke", **options)
     assert sorted(reads) == sorted(set(order) - set(finished))
@@ -518,3 +518,19 @@ def test_a_resumed_run_gives_the_same_results_as_the_first(awkward_manifest, awk
     columns = ["video", "frame_index", "status", "reason", "crop_path", "x1", "y1", "x2", "y2", "prob",
                *faces.LANDMARK_COLUMNS, "found_by", "second_look", "damaged_after_frame"]
     pd.testing.assert_frame_equal(before[columns], after[columns])
+
+
+def test_one_rgb_conversion_rounds_and_the_demo_uses_it():
+    from helpers import inference
+
+    grey = np.array([[0.999, 0.5], [0.0, 1.0]], dtype=np.float32)  # 254.745 -> 255, 127.5 -> 128 (round half even)
+    rgb = faces.as_rgb_uint8(grey)
+    assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
+    assert rgb[0, 0].tolist() == [255, 255, 255] and rgb[1, 1, 0] == 255 and rgb[1, 0, 0] == 0
+    np.testing.assert_array_equal(inference.load_image(grey), rgb)
+    rgba = np.zeros((3, 4, 4), np.uint8)
+    assert faces.as_rgb_uint8(rgba).shape == (3, 4, 3)
+    with pytest.raises(ValueError):
+        faces.as_rgb_uint8(np.zeros((3, 4, 5)))
+    with pytest.raises(inference.DemoInputError, match="Expected an RGB picture"):
+        inference.load_image(np.zeros((3, 4, 5)))

@@ -47,6 +47,15 @@ def inputs(workspace):
 # ---------------------------------------------------------------------------- input checks
 
 
+def test_the_demo_takes_every_video_the_folder_source_takes(tmp_path):
+    from helpers import data_sources, video_frames
+
+    assert inference.VIDEO_EXTENSIONS is data_sources.VIDEO_EXTENSIONS is video_frames.VIDEO_EXTENSIONS
+    clip = tmp_path / "old.mpg"
+    clip.write_bytes(b"\0" * 16)  # the type is decided by the ending; reading it comes later
+    assert inference.check_file(clip) == (clip, "video")
+
+
 def test_unsupported_file_type(tmp_path, predictor):
     notes = tmp_path / "notes.txt"
     notes.write_text("not a picture")
@@ -198,9 +207,9 @@ def test_no_checkpoint_says_how_to_make_one(tmp_path, monkeypatch):
 
 
 def test_predictor_follows_checkpoint_metadata(tmp_path, checkpoint):
-    from helpers import models_torch
+    from helpers import model_registry, models_torch
 
-    model, _ = models_torch.load_checkpoint(checkpoint)
+    model, _ = model_registry.load_checkpoint(checkpoint)
     path = models_torch.save_checkpoint(model, tmp_path / "tuned.pth", epoch=3, image_size=128,
                                         threshold=0.7, video_rule="mean")
     predictor = inference.load_predictor(path, device="cpu")

@@ -148,15 +148,16 @@ def test_the_command_line_measures_the_keras_notebook(tmp_path):
 
 
 def test_gradcam_batch_holds_more_than_an_inference_batch_and_tta_runs_every_transform():
-    from helpers import explain, models_compare
+    from helpers import model_registry
+    from helpers import tta as helpers_tta
 
     torch.manual_seed(0)
-    model = models_compare.build_compare_model("custom_cnn", pretrained=False, image_size=32, device="cpu").eval()
+    model = model_registry.build_model("custom_cnn", pretrained=False, image_size=32, device="cpu").eval()
     inference = memory_estimate.measure_inference(model, 4, 32)
     cam = memory_estimate.measure_gradcam(model, 4, 32)
-    tta = memory_estimate.measure_tta(model, 4, 32, list(explain.DEFAULT_TTA))
+    tta = memory_estimate.measure_tta(model, 4, 32, list(helpers_tta.DEFAULT_TTA))
     assert cam["peak_bytes"] > inference["peak_bytes"]  # activations and their gradients are kept for the map
-    assert tta["kind"] == f"TTA batch ({len(explain.DEFAULT_TTA)} transforms)"
+    assert tta["kind"] == f"TTA batch ({len(helpers_tta.DEFAULT_TTA)} transforms)"
     assert tta["peak_bytes"] >= inference["peak_bytes"] and tta["activations_mib"] > 0
 
 

@@ -7,6 +7,7 @@ import urllib.error
 import pytest
 import torch
 
+from helpers import model_registry, models_torch
 from helpers import models_compare as mc
 
 
@@ -26,7 +27,7 @@ def _dense(fin, fout):
                                        if not (n == "densenet121" and s == 96)])  # DenseNet: slow on CPU
 def test_every_model_returns_one_finite_logit_per_face(name, size):
     torch.manual_seed(0)
-    model = mc.build_compare_model(name, image_size=size).eval()
+    model = model_registry.build_model(name, image_size=size).eval()
     with torch.no_grad():
         out = model(torch.rand(3, 3, size, size))
     assert out.shape == (3, 1)
@@ -38,9 +39,9 @@ def test_meso4_has_the_published_27977_parameters_at_256():
     expected = (_conv(3, 8, 3) + _bn(8) + _conv(8, 8, 5) + _bn(8) + _conv(8, 16, 5) + _bn(16)
                 + _conv(16, 16, 5) + _bn(16)
                 + _dense(16 * 8 * 8, 16) + _dense(16, 1))  # 256 / (2*2*2*4) = 8
-    model = mc.build_compare_model("meso4", image_size=256)
+    model = model_registry.build_model("meso4", image_size=256)
     # the paper's figure (Afchar et al. 2018, arXiv:1809.00888) against our layer-by-layer count and the model's
-    assert mc.count_parameters(model) == expected == 27_977
+    assert models_torch.count_parameters(model)["trainable"] == expected == 27_977
     assert model.feature_side == 8
 
 
@@ -77,12 +78,13 @@ def test_mesoinception4_has_28615_parameters_at_256():
                 + _conv(12, 16, 5) + _bn(16) + _conv(16, 16, 5) + _bn(16)
                 + _dense(1024, 16) + _dense(16, 1))
     assert expected == 28_615
-    assert mc.count_parameters(mc.build_compare_model("mesoinception4", image_size=256)) == expected
+    model = model_registry.build_model("mesoinception4", image_size=256)
+    assert models_torch.count_parameters(model)["trainable"] == expected
 
 
 def test_densenet121_has_about_7_million_parameters_with_a_one_logit_head():
-    model = mc.build_compare_model("densenet121", pretrained=False)
-    n = mc.count_parameters(model)
+    model = model_registry.build_model("densenet121", pretrained=False)
+    n = models_torch.count_parameters(model)["trainable"]
     # torchvision's 7,978,856 minus the 1000-way layer (1024*1000+1000) plus a 1-way one (1024+1)
     assert n == 7_978_856 - 1_025_000 + 1_025
     assert model.net.classifier.out_features == 1
@@ -92,8 +94,8 @@ def test_densenet121_has_about_7_million_parameters_with_a_one_logit_head():
 
 
 def test_custom_cnn_is_small_and_size_agnostic():
-    model = mc.build_compare_model("custom_cnn").eval()
-    n = mc.count_parameters(model)
+    model = model_registry.build_model("custom_cnn").eval()
+    n = models_torch.count_parameters(model)["trainable"]
     assert mc.PUBLISHED_PARAMETERS["meso4"] < n < 200_000
     with torch.no_grad():
         assert model(torch.rand(1, 3, 160, 160)).shape == (1, 1)
@@ -107,20 +109,20 @@ def test_meso_feature_side_follows_same_padding():
 
 
 def test_meso4_rejects_the_wrong_face_size_clearly():
-    model = mc.build_compare_model("meso4", image_size=96)
+    model = model_registry.build_model("meso4", image_size=96)
     with pytest.raises(ValueError, match="image_size=128"):
         model(torch.rand(1, 3, 128, 128))
 
 
 def test_unknown_model_name_is_an_error():
     with pytest.raises(ValueError, match="Unknown model"):
-        mc.build_compare_model("resnet9000")
+        model_registry.build_model("resnet9000")
 
 
 @pytest.mark.parametrize("name", ["custom_cnn", "meso4"])
 def test_a_few_steps_of_training_lower_the_loss(name):
     torch.manual_seed(0)
-    model = mc.build_compare_model(name, image_size=32)
+    model = model_registry.build_model(name, image_size=32)
     x = torch.rand(16, 3, 32, 32)
     y = torch.zeros(16, 1)
     y[8:] = 1
@@ -152,7 +154,7 @@ def test_pretrained_densenet_uses_the_default_imagenet_weights(monkeypatch):
         return real(weights=None, **kwargs)
 
     monkeypatch.setattr(torchvision.models, "densenet121", fake_densenet121)
-    mc.build_compare_model("densenet121", pretrained=True)
+    model_registry.build_model("densenet121", pretrained=True)
     assert seen["weights"] is torchvision.models.DenseNet121_Weights.DEFAULT
 
 
@@ -164,7 +166,7 @@ def test_pretrained_densenet_offline_gives_a_clear_error(monkeypatch):
 
     monkeypatch.setattr(torchvision.models, "densenet121", offline)
     with pytest.raises(RuntimeError, match="PRETRAINED = False") as info:
-        mc.build_compare_model("densenet121", pretrained=True)
+        model_registry.build_model("densenet121", pretrained=True)
     assert str(mc.densenet_weights_path()) in str(info.value)
     assert mc.densenet_weights_path().name == "densenet121-a639ec97.pth"
 
@@ -172,10 +174,10 @@ def test_pretrained_densenet_offline_gives_a_clear_error(monkeypatch):
 def test_checkpoint_round_trip(tmp_path, monkeypatch):
     monkeypatch.setenv("DEEPFAKE_DATA_DIR", str(tmp_path))
     torch.manual_seed(1)
-    model = mc.build_compare_model("meso4", image_size=64).eval()
-    path = mc.save_compare_checkpoint(model, "meso4", image_size=64, epoch=3, note="test")
+    model = model_registry.build_model("meso4", image_size=64).eval()
+    path = model_registry.save_compare_checkpoint(model, "meso4", image_size=64, epoch=3, note="test")
     assert path == tmp_path / "models" / "compare_meso4.pth"
-    loaded, metadata = mc.load_compare_checkpoint(path)
+    loaded, metadata = model_registry.load_compare_checkpoint(path)
     assert metadata["arch"] == "meso4" and metadata["image_size"] == 64
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
@@ -183,28 +185,27 @@ def test_checkpoint_round_trip(tmp_path, monkeypatch):
     saved = torch.load(path, weights_only=True)  # plain data only: safe to read
     assert "model_state_dict" in saved and saved["epoch"] == 3 and saved["note"] == "test"
     # the course's general loader reads it too
-    from helpers import models_torch
-    again, _ = models_torch.load_checkpoint(path)
+    again, _ = model_registry.load_checkpoint(path)
     assert isinstance(again, mc.Meso4)
 
 
 def test_bad_checkpoints_get_clear_messages(tmp_path):
     with pytest.raises(FileNotFoundError, match="05_model_comparison"):
-        mc.load_compare_checkpoint(tmp_path / "missing.pth")
+        model_registry.load_compare_checkpoint(tmp_path / "missing.pth")
     broken = tmp_path / "broken.pth"
     broken.write_bytes(b"not a checkpoint")
     with pytest.raises(RuntimeError, match="truncated"):
-        mc.load_compare_checkpoint(broken)
+        model_registry.load_compare_checkpoint(broken)
     other = tmp_path / "other.pth"
     from helpers import models_torch
     models_torch.save_checkpoint(models_torch.build_inception_classifier(pretrained=False), other, epoch=1)
-    with pytest.raises(ValueError, match="models_torch.load_checkpoint"):
-        mc.load_compare_checkpoint(other)
+    with pytest.raises(ValueError, match="model_registry.load_checkpoint"):
+        model_registry.load_compare_checkpoint(other)
     assert broken.read_bytes() == b"not a checkpoint"  # never touched
 
 
 def test_gradcam_layer_exists_for_every_model():
     for name in mc.ARCHITECTURES:
-        model = mc.build_compare_model(name, image_size=64)
+        model = model_registry.build_model(name, image_size=64)
         layer = mc.gradcam_layer(model)
         assert any(layer is m for m in model.modules())

@@ -5,7 +5,7 @@ import urllib.error
 import pytest
 import torch
 
-from helpers import config, models_torch
+from helpers import config, model_registry, models_torch
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_checkpoint_round_trip_in_both_loading_paths(model, tmp_path):
         expected = model(x)
         assert torch.allclose(loaded(x), expected, atol=1e-6)
         assert torch.allclose(plain(x), expected, atol=1e-6)
-    assert not (tmp_path / "resnetinceptionv1_epoch_3.pth.tmp").exists()
+    assert not list(tmp_path.glob("*.partial"))  # the temporary file of the all-or-nothing write is gone
 
 
 def test_metadata_must_be_plain_values(model, tmp_path):
@@ -133,8 +133,10 @@ def test_weights_of_another_model_do_not_load(tmp_path):
     with pytest.raises(models_torch.CheckpointError, match="do not fit"):
         models_torch.load_checkpoint(path)
     path = models_torch.save_checkpoint(small, tmp_path / "mystery.pth", 1, arch="mystery_net")
+    with pytest.raises(models_torch.CheckpointError, match="model_registry.load_checkpoint"):
+        models_torch.load_checkpoint(path)  # this module rebuilds InceptionResnetV1 only
     with pytest.raises(models_torch.CheckpointError, match="unknown architecture 'mystery_net'"):
-        models_torch.load_checkpoint(path)
+        model_registry.load_checkpoint(path)  # the registry knows every architecture, and not this one
 
 
 def test_a_bare_state_dict_is_accepted_as_the_report_model(model, tmp_path):

@@ -67,7 +67,7 @@ def test_test_metrics_at_frame_and_video_level_come_from_the_recorded_scores(res
     _check_interval(test["frame"], "frame", result["n_faces"]["test"])
     _check_interval(test["video"], "video", result["n_videos"]["test"])
     assert test["frame"]["n_videos"] == result["n_videos"]["test"]
-    recomputed = training_torch.frame_and_video_metrics(frames, rule=result["video_rule"])
+    recomputed = evaluation.frame_and_video_metrics(frames, rule=result["video_rule"])
     for level in ("frame", "video"):
         for key in ("accuracy", "roc_auc", "log_loss", "accuracy_ci", "roc_auc_ci"):
             assert test[level][key] == pytest.approx(recomputed[level][key]), (level, key)
@@ -91,7 +91,7 @@ def test_frozen_versus_finetuned_experiment(result):
 def test_checkpoint_reloads_both_ways_with_identical_outputs(result):
     from facenet_pytorch import InceptionResnetV1
 
-    from helpers import models_torch
+    from helpers import model_registry, models_torch
 
     path = Path(result["checkpoint"])
     assert path.is_file() and path.name == f"resnetinceptionv1_epoch_{result['best_epoch']}.pth"
@@ -99,7 +99,7 @@ def test_checkpoint_reloads_both_ways_with_identical_outputs(result):
     assert models_torch.default_checkpoint() == path.resolve()
     assert result["reload_max_abs_difference"] < 1e-4
 
-    model, metadata = models_torch.load_checkpoint(path)
+    model, metadata = model_registry.load_checkpoint(path)
     assert metadata["image_size"] == result["image_size"] and metadata["arch"] == models_torch.ARCH
     assert metadata["epoch"] == result["best_epoch"] and metadata["video_rule"] == result["video_rule"]
     assert metadata["freeze"] == result["freeze"] and metadata["threshold"] == 0.5 and metadata["trained_on"]

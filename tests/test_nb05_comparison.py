@@ -161,17 +161,17 @@ def test_csv_and_figures_exist(result):
 
 def test_checkpoints_load_and_reproduce_the_test_scores(result):
     """The notebook's own CustomCNN / Meso4 weights load into the helper's classes and score the same."""
-    from helpers import datasets_torch, faces, models_compare, training_torch
+    from helpers import datasets_torch, evaluation, faces, model_registry
 
     manifest = faces.load_manifest(result["paths"]["manifest"])
     test_faces = datasets_torch.split_table(manifest, "test")
     probs = pd.DataFrame(result["test_video_probabilities"]).set_index("video")
     for name in SMOKE_MODELS:
-        path = models_compare.checkpoint_path(name)
+        path = model_registry.compare_checkpoint_path(name)
         assert str(path) == result["paths"]["checkpoints"][name]
-        model, metadata = models_compare.load_compare_checkpoint(path)
+        model, metadata = model_registry.load_compare_checkpoint(path)
         assert metadata["arch"] == name and metadata["image_size"] == result["table"][name]["image_size"]
         assert metadata["trained_on"] == result["trained_on"]
-        frames = training_torch.score_faces(model, test_faces, metadata["image_size"])
+        frames = evaluation.score_faces(model, test_faces, metadata["image_size"])
         videos = frames.groupby("video")["prob_fake"].mean()
         assert videos.to_numpy() == pytest.approx(probs.loc[videos.index, name].to_numpy(), abs=1e-5)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import fake_crops
-from helpers import datasets_torch, evaluation, models_torch, training_torch
+from helpers import datasets_torch, evaluation, model_registry, models_torch, plots, training_torch
 from test_datasets_torch import make_fake_manifest
 
 
@@ -40,7 +40,7 @@ def test_training_lowers_the_loss_and_saves_the_best_checkpoint(manifest, tmp_pa
     saved = sorted(p.name for p in tmp_path.glob("*.pth"))
     assert saved == [f"resnetinceptionv1_epoch_{best}.pth"]  # only the best one is kept
     # The model ends with the best epoch's weights, identical to the checkpoint.
-    reloaded, metadata = models_torch.load_checkpoint(history["best_checkpoint"], model=small_cnn(seed=1))
+    reloaded, metadata = model_registry.load_checkpoint(history["best_checkpoint"], model=small_cnn(seed=1))
     assert metadata["epoch"] == best and metadata["image_size"] == 32
     x = next(iter(val_loader))[0]
     with torch.no_grad():
@@ -91,7 +91,7 @@ def test_predict_probs_are_probabilities_in_table_order(manifest):
     probs = training_torch.predict_probs(model, loader, "cpu")
     assert probs.shape == (len(test),)
     assert np.allclose(training_torch.predict_probs(model, (b[0] for b in loader)), probs, atol=1e-6)
-    frame = training_torch.score_faces(model, test, 32)
+    frame = evaluation.score_faces(model, test, 32)
     assert list(frame["video"]) == list(test["video"])
     assert frame["label"].tolist() == test["target"].tolist() and np.allclose(frame["prob_fake"], probs, atol=1e-6)
 
@@ -104,19 +104,19 @@ def test_video_rules_compared_and_the_better_one_chosen():
         scores = [0.95, 0.9] + [0.3] * 8 if label else [0.1] * 10
         rows += [{"video": f"v{v}", "label": label, "prob_fake": s} for s in scores]
     table = pd.DataFrame(rows)
-    comparison = training_torch.compare_video_rules(table)
+    comparison = evaluation.compare_video_rules(table)
     assert set(comparison) == {"mean", "confident"}
     assert comparison["confident"]["log_loss"] < comparison["mean"]["log_loss"]
-    assert training_torch.choose_video_rule(comparison) == "confident"
-    assert training_torch.choose_video_rule({"mean": {"log_loss": 0.2}, "confident": {"log_loss": 0.2}}) == "mean"
-    assert training_torch.choose_video_rule({"mean": {"roc_auc": 0.7}, "confident": {"roc_auc": 0.9}},
+    assert evaluation.choose_video_rule(comparison) == "confident"
+    assert evaluation.choose_video_rule({"mean": {"log_loss": 0.2}, "confident": {"log_loss": 0.2}}) == "mean"
+    assert evaluation.choose_video_rule({"mean": {"roc_auc": 0.7}, "confident": {"roc_auc": 0.9}},
                                             metric="roc_auc") == "confident"
 
 
 def test_plot_history_draws_both_panels():
     history = {"train_loss": [0.7, 0.5], "val_loss": [0.69, 0.6], "train_acc": [0.5, 0.8],
                "val_acc": [0.5, 0.7], "best_epoch": 2}
-    fig = training_torch.plot_history(history)
+    fig = plots.plot_history(history)
     assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 3
 
 
@@ -167,13 +167,13 @@ def _recording(loader, model, loss_fn, losses):
 def test_frame_and_video_metrics_carry_level_n_and_intervals():
     rows = [{"video": f"v{v}", "label": v % 2, "prob_fake": 0.2 + 0.6 * (v % 2) + 0.01 * f}
             for v in range(6) for f in range(4)]
-    out = training_torch.frame_and_video_metrics(pd.DataFrame(rows), rule="mean", n_boot=200)
+    out = evaluation.frame_and_video_metrics(pd.DataFrame(rows), rule="mean", n_boot=200)
     frame, video = out["frame"], out["video"]
     assert (frame["level"], frame["n"], frame["n_videos"]) == ("frame", 24, 6)
     assert (video["level"], video["n"], video["n_videos"]) == ("video", 6, 6)
     assert frame["ci_unit"] == "group" and video["ci_unit"] == "row"  # faces are resampled by video
     assert frame["roc_auc"] == video["roc_auc"] == 1.0 and frame["roc_auc_ci"] == [1.0, 1.0]
-    compared = training_torch.compare_video_rules(pd.DataFrame(rows), ci=True, n_boot=100)
+    compared = evaluation.compare_video_rules(pd.DataFrame(rows), ci=True, n_boot=100)
     assert all(m["level"] == "video" and m["n"] == 6 and "log_loss_ci" in m for m in compared.values())
 
 
@@ -228,7 +228,7 @@ def _train_and_check(table, targets=None):
     model = small_cnn()
     loader = datasets_torch.make_loader(train, 32, batch_size=8, train=True, augment=False, seed=0)
     history = training_torch.train_classifier(model, loader, None, epochs=10, lr=0.02, progress=False, seed=0)
-    scores = training_torch.score_faces(model, held_out, 32)
+    scores = evaluation.score_faces(model, held_out, 32)
     return evaluation.learning_check(history["train_loss"], scores["label"], scores["prob_fake"],
                                      groups=scores["video"], level="frame", n_boot=500)
 
@@ -263,3 +263,18 @@ def test_clean_losses_before_and_after_show_whether_training_moved_anything(mani
     assert still["clean_loss_after"] == pytest.approx(still["clean_loss_before"], rel=0.02)  # only BatchNorm re-measured
     assert not evaluation.learning_check([still["clean_loss_before"], still["clean_loss_after"]], [0, 1], [0.4, 0.6])[
         "loss_fell"]
+
+
+def test_ensure_checkpoint_trains_once_then_reuses_the_file(manifest, tmp_path):
+    """The notebooks' "no checkpoint from notebook 04 yet" fallback: a quick InceptionResnetV1, saved, then reused."""
+    path = tmp_path / "quick" / "quick.pth"
+    first, history = training_torch.ensure_checkpoint(
+        path, manifest, 80, 1, freeze="backbone", batch_size=4, faces_per_video=1, validate=True, patience=None,
+        progress=False, metadata={"trained_on": "fake crops"})
+    assert first == path and path.is_file() and history["epochs_run"] == 1
+    model, metadata = model_registry.load_checkpoint(path)
+    assert metadata["arch"] == models_torch.ARCH and metadata["image_size"] == 80
+    assert metadata["trained_on"] == "fake crops" and metadata["pretrained"] is False and metadata["freeze"] == "backbone"
+    before = path.stat().st_mtime_ns
+    again, history = training_torch.ensure_checkpoint(path, manifest, 80, 1)
+    assert again == path and history is None and path.stat().st_mtime_ns == before  # not trained again

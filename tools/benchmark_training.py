@@ -46,12 +46,10 @@ MODES = {"plain (NCHW)": False, "channels-last (NHWC)": True}
 
 def build_model(name: str, image_size: int, seed: int = 0) -> torch.nn.Module:
     """One of the course's face classifiers with random weights (no download)."""
-    from helpers import models_compare, models_torch
+    from helpers import model_registry
 
     torch.manual_seed(seed)
-    if name == "inception_resnet_v1":
-        return models_torch.build_inception_classifier(pretrained=False, freeze="none")
-    return models_compare.build_compare_model(name, pretrained=False, image_size=image_size)
+    return model_registry.build_model(name, pretrained=False, image_size=image_size)
 
 
 def synthetic_batches(n_batches: int, batch_size: int, image_size: int, seed: int = 0) -> list:

@@ -287,14 +287,14 @@ def measure_inference(model: torch.nn.Module, batch_size: int, image_size: int, 
 
 
 def measure_tta(model: torch.nn.Module, batch_size: int, image_size: int, transforms) -> dict:
-    """Peak bytes of one batch through ``helpers.explain.tta_probs`` (float32, as notebook 06 runs it)."""
-    from helpers import explain
+    """Peak bytes of one batch through ``helpers.tta.tta_probs`` (float32, as notebook 06 runs it)."""
+    from helpers import tta
 
     faces = torch.rand(batch_size, 3, image_size, image_size, generator=torch.Generator().manual_seed(0))
     meter = LiveTensorMeter()
     before = meter.register(list(model.parameters()) + list(model.buffers()) + [faces])
     with meter:
-        explain.tta_probs(model, faces, "cpu", transforms=transforms, batch_size=batch_size)
+        tta.tta_probs(model, faces, "cpu", transforms=transforms, batch_size=batch_size)
     return {"kind": f"TTA batch ({len(transforms)} transforms)", "batch_size": batch_size, "image_size": image_size,
             "peak_mib": _mib(meter.peak_bytes), "weights_mib": _mib(model_state_bytes(model)["weights"]),
             "activations_mib": _mib(meter.peak_bytes - before), "peak_bytes": meter.peak_bytes}
@@ -389,7 +389,7 @@ def keras_worker(settings: dict) -> dict:
     out = {"weights_mib": _mib(tensor_bytes(weights)),
            "trainable_weights_mib": _mib(tensor_bytes(v.value for v in model.trainable_weights)),
            "optimizer_state_mib": _mib(tensor_bytes(optimizer_tensors)), "input_mib": _mib(tensor_bytes([x, y])),
-           "parameters": models_keras.count_params(model)}
+           "parameters": models_keras.count_parameters(model)}
 
     def measured(call, registered, kind, extra_bytes=0, **info):
         meter = LiveTensorMeter()
@@ -471,15 +471,12 @@ class _Models:
 
     def get(self, name: str, image_size: int, device="cpu"):
         """The model ``name`` for faces of ``image_size`` px, its weights on ``device`` ("meta": sizes only)."""
-        from helpers import models_compare, models_torch
+        from helpers import model_registry
 
         key = (name, image_size if name in ("meso4", "mesoinception4") else None, str(device))
         if key not in self._built:
             torch.manual_seed(0)
-            if name == "inception_resnet_v1":
-                model = models_torch.build_inception_classifier(pretrained=False, freeze="none")
-            else:
-                model = models_compare.build_compare_model(name, pretrained=False, image_size=image_size)
+            model = model_registry.build_model(name, pretrained=False, image_size=image_size)
             self._built[key] = model.to(device)
         return self._built[key]
 

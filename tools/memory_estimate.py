@@ -85,16 +85,16 @@ def notebook_profile_defaults(stem: str) -> dict:
     Only the cell's assignments to plain names are run, in order, up to and
     including ``PROFILE_DEFAULTS`` (so helpers such as notebook 06's ``COMMON``
     are known); imports, environment changes and the rest of the cell are not.
-    ``helpers.explain`` is provided, since notebook 06 builds its defaults from it.
+    ``helpers.tta`` (and ``helpers.explain``) are provided, since notebook 06 builds its defaults from them.
     """
-    from helpers import explain
+    from helpers import explain, tta
 
     notebook = json.loads((REPO_ROOT / "notebooks" / f"{stem}.ipynb").read_text())
     for cell in notebook["cells"]:
         source = "".join(cell["source"]) if cell["cell_type"] == "code" else ""
         if "PROFILE_DEFAULTS" not in source:
             continue
-        namespace = {"explain": explain}
+        namespace = {"explain": explain, "tta": tta}
         for node in ast.parse(source).body:
             names = [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
             if not isinstance(node, ast.Assign) or not names:

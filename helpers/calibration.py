@@ -259,25 +259,22 @@ def metric_ci(labels, probabilities, metric, groups=None, n_boot: int = 1000, se
               level: float = 0.95) -> dict:
     """A stratified percentile bootstrap interval for any metric ``f(labels, probs)`` (or a name in :data:`METRICS`).
 
-    Like ``helpers.evaluation.bootstrap_ci``: resampled within REAL and within
-    FAKE, by whole ``groups`` (videos) when given. Returns value, low, high, n, n_boot.
+    The same draws as ``helpers.evaluation.bootstrap_ci`` with the same seed:
+    resampled within REAL and within FAKE, by whole ``groups`` (videos) when
+    given. Returns value, low, high, n, n_boot.
     """
+    from .evaluation import _bootstrap_weights, _resampling_units
+
     function = METRICS[metric] if isinstance(metric, str) else metric
     y, p = _arrays(labels, probabilities)
-    units = np.arange(y.size) if groups is None else pd.Series(np.asarray(groups).ravel()).factorize()[0]
-    unit_label = pd.Series(y).groupby(units).first().to_numpy()
-    rows_of = pd.Series(np.arange(y.size)).groupby(units).apply(list).to_list()
+    unit_of_row, unit_label = _resampling_units(y, groups)
     value = function(y, p)
     result = {"value": value, "low": None, "high": None, "n": int(unit_label.size), "n_boot": int(n_boot)}
     if value is None or n_boot < 1:
         return result
-    rng = np.random.default_rng(seed)
-    by_class = [np.flatnonzero(unit_label == c) for c in (0, 1)]
-    draws = []
-    for _ in range(int(n_boot)):
-        chosen = np.concatenate([ix[rng.integers(0, ix.size, ix.size)] for ix in by_class])
-        rows = np.concatenate([rows_of[u] for u in chosen])
-        draws.append(function(y[rows], p[rows]))
+    rows = np.arange(y.size)
+    draws = [function(y[picked], p[picked]) for chunk in _bootstrap_weights(unit_of_row, unit_label, n_boot, seed)
+             for picked in (np.repeat(rows, counts.astype(int)) for counts in chunk)]
     low, high = np.quantile(np.asarray(draws, dtype=float), [(1 - level) / 2, 1 - (1 - level) / 2])
     result.update(low=float(low), high=float(high))
     return result

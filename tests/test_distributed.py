@@ -254,13 +254,15 @@ def test_rerun_skips_what_is_done(ray_manifest, dataset, monkeypatch):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from helpers import models_torch
+    """An untrained small CNN: the scoring pipeline treats every registered architecture alike (notebook 08
+    scores with InceptionResnetV1), and this one is built, saved and loaded by each actor in a fraction of the time."""
+    from helpers import model_registry
     from helpers.reproducibility import seed_everything
 
     seed_everything(0)
-    model = models_torch.build_inception_classifier(pretrained=False, device="cpu")
-    return models_torch.save_checkpoint(model, tmp_path_factory.mktemp("model") / "untrained.pth", epoch=0,
-                                        image_size=96, video_rule="mean")
+    model = model_registry.build_model("custom_cnn", pretrained=False, image_size=64, device="cpu")
+    return model_registry.save_compare_checkpoint(model, "custom_cnn", 64, epoch=0, video_rule="mean",
+                                                  path=tmp_path_factory.mktemp("model") / "untrained.pth")
 
 
 def test_scoring_writes_a_valid_submission(ray_cluster, ray_manifest, dataset, checkpoint, tmp_path):

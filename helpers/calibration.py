@@ -236,8 +236,10 @@ def choose_uncertain_band(labels, probabilities, threshold: float = 0.5, target_
     videos) scored outside the band are judged REAL/FAKE and their accuracy is
     measured; the first w that reaches the target wins. If none does, w stays
     at ``max_half_width`` and ``reached`` is False. Returns low, high,
-    threshold, half_width, target_accuracy, reached, accuracy_outside and
-    share_inside (on the validation data) and n.
+    threshold, half_width, target_accuracy, reached, accuracy_outside,
+    n_outside (the faces that accuracy was measured on: a target "reached" on
+    a handful of faces means little) and share_inside (on the validation
+    data) and n.
     """
     y, p = _arrays(labels, probabilities)
     chosen = None
@@ -251,7 +253,7 @@ def choose_uncertain_band(labels, probabilities, threshold: float = 0.5, target_
     return {"low": max(0.0, threshold - w), "high": min(1.0, threshold + w), "threshold": float(threshold),
             "half_width": w, "target_accuracy": float(target_accuracy),
             "reached": accuracy is not None and accuracy >= target_accuracy, "accuracy_outside": accuracy,
-            "share_inside": float(1 - outside.mean()), "n": int(y.size)}
+            "n_outside": int(outside.sum()), "share_inside": float(1 - outside.mean()), "n": int(y.size)}
 
 
 def in_band(probability: float, band: dict | None) -> bool:

@@ -86,7 +86,7 @@ def test_the_band_of_a_chance_level_model_covers_every_validation_face():
     assert probs == pytest.approx([0.52498, 0.52498, 0.47502, 0.47502], abs=1e-5)
     band = cal.choose_uncertain_band(labels, probs, target_accuracy=0.95)
     assert not band["reached"] and band["half_width"] == pytest.approx(0.45)
-    assert band["share_inside"] == 1.0 and band["accuracy_outside"] is None
+    assert band["share_inside"] == 1.0 and band["accuracy_outside"] is None and band["n_outside"] == 0
     assert {cal.verdict_of(p, band=band) for p in probs} == {cal.UNCERTAIN}
 
 
@@ -174,7 +174,7 @@ def test_the_uncertain_band_covers_the_validation_mistakes_and_fires_inside():
     band = cal.choose_uncertain_band(labels, probs, target_accuracy=1.0)
     assert band["half_width"] == pytest.approx(0.04) and band["reached"]
     assert (band["low"], band["high"]) == pytest.approx((0.46, 0.54))
-    assert band["accuracy_outside"] == 1.0 and band["share_inside"] == pytest.approx(2 / 6)
+    assert band["accuracy_outside"] == 1.0 and band["share_inside"] == pytest.approx(2 / 6) and band["n_outside"] == 4
     assert cal.verdict_of(0.5, band=band) == cal.verdict_of(0.53, band=band) == "UNCERTAIN"
     assert cal.verdict_of(0.9, band=band) == "FAKE" and cal.verdict_of(0.2, band=band) == "REAL"
 
@@ -184,6 +184,16 @@ def test_no_band_when_validation_is_clean():
     assert band["half_width"] == 0.0 and band["reached"]
     assert cal.verdict_of(0.5, band=band) == "FAKE" and cal.verdict_of(0.49, band=band) == "REAL"
     assert cal.verdict_of(0.5, band=None) == "FAKE"
+
+
+def test_a_weak_model_reaches_the_target_only_on_the_few_faces_outside_a_wide_band():
+    # ten faces near the threshold, half of them wrong, and two confident right ones: only a band that leaves
+    # those two outside is 95 % accurate, so the target is "reached" on 2 faces and 10 of 12 get no verdict
+    labels = [0, 1] + [0, 1, 0, 1, 0] + [1, 0, 1, 0, 1]
+    probs = [0.05, 0.95] + [0.46] * 5 + [0.46, 0.54, 0.54, 0.54, 0.54]
+    band = cal.choose_uncertain_band(labels, probs, target_accuracy=0.95)
+    assert band["reached"] and band["n_outside"] == 2 and band["accuracy_outside"] == 1.0
+    assert band["share_inside"] == pytest.approx(10 / 12) and 0.04 <= band["half_width"] <= 0.06
 
 
 def test_an_unreachable_target_keeps_the_widest_band_and_says_so():

@@ -11,6 +11,10 @@ when it does not know:
 * :func:`fit_temperature`: temperature scaling (Guo et al., 2017), one number
   ``T`` that divides every logit, fitted on validation data by minimising the
   log loss; it changes confidence, never the ranking (AUC stays the same);
+  :func:`temperature_fit` adds whether the fit found an optimum or ended at a
+  bound (scores no better than chance, or perfectly separated);
+* :func:`temperature_effect`: the ECE before and after a temperature, and
+  its change, with paired bootstrap intervals;
 * :func:`choose_uncertain_band`: a band of probabilities around the threshold
   where the verdict is "UNCERTAIN" instead of REAL or FAKE, chosen on
   validation data;
@@ -39,6 +43,12 @@ def _arrays(labels, probabilities):
 
 
 # ----------------------------------------------------------------------------------- calibration
+def _bin_of(probabilities: np.ndarray, n_bins: int) -> np.ndarray:
+    """The equal-width bin (0 .. n_bins - 1) of each probability; 1.0 falls in the last bin."""
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return np.clip(np.digitize(probabilities, edges[1:-1], right=False), 0, n_bins - 1)
+
+
 def reliability_bins(labels, probabilities, n_bins: int = 10) -> pd.DataFrame:
     """Equal-width bins of P(FAKE): per bin its range, n, mean P(FAKE) and the share of true fakes.
 
@@ -47,7 +57,7 @@ def reliability_bins(labels, probabilities, n_bins: int = 10) -> pd.DataFrame:
     """
     y, p = _arrays(labels, probabilities)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    which = np.clip(np.digitize(p, edges[1:-1], right=False), 0, n_bins - 1)
+    which = _bin_of(p, n_bins)
     rows = []
     for b in range(n_bins):
         inside = which == b
@@ -61,11 +71,12 @@ def expected_calibration_error(labels, probabilities, n_bins: int = 10) -> float
     """ECE over ``n_bins`` equal-width bins of P(FAKE): sum over bins of (n_bin / n) * |fake share - mean P|.
 
     0 is perfect; a model that says 0.9 for faces of which half are fakes
-    scores 0.4 on them.
+    scores 0.4 on them. (n_bin / n) * |fake share - mean P| is |sum of (label - P)
+    over the bin| / n, which is how it is computed: fast enough to bootstrap.
     """
-    bins = reliability_bins(labels, probabilities, n_bins)
-    used = bins[bins["n"] > 0]
-    return float((used["n"] / used["n"].sum() * (used["fake_share"] - used["mean_prob"]).abs()).sum())
+    y, p = _arrays(labels, probabilities)
+    gaps = np.bincount(_bin_of(p, n_bins), weights=y - p, minlength=n_bins)
+    return float(np.abs(gaps).sum() / y.size)
 
 
 def brier_score(labels, probabilities) -> float:
@@ -92,20 +103,70 @@ def temperature_log_loss(temperature: float, logits, labels) -> float:
     return float(np.mean(np.logaddexp(0.0, -scaled) * y + np.logaddexp(0.0, scaled) * (1 - y)))
 
 
-def fit_temperature(logits, labels, bounds=(0.05, 20.0)) -> float:
-    """The temperature T > 0 that minimises the log loss of ``sigmoid(logits / T)`` (one parameter).
+def temperature_fit(logits, labels, bounds=(0.05, 20.0), tolerance: float = 1e-3) -> dict:
+    """Fit a temperature (see :func:`fit_temperature`) and say whether the fit found an optimum.
 
-    T > 1 softens over-confident scores, T < 1 sharpens timid ones. Fit it on
-    validation data, never on the test set. Searched over log T, bounded by ``bounds``.
+    The log loss is searched over log T between ``bounds``. An answer within
+    ``tolerance`` (in log T) of a bound means the loss was still falling there:
+    no temperature inside the bounds is best, and the number returned is the
+    bound, not a measurement. Two causes, named in ``at_bound``:
+
+    * ``"upper"``: flattening the scores towards 0.5 keeps helping, which
+      happens when they carry (almost) no information about the labels, i.e.
+      the model is no better than chance on this data;
+    * ``"lower"``: sharpening keeps helping, which happens when every face is
+      on the right side of 0.5 (the classes are separated perfectly), so
+      nothing pins down how sure the model should be.
+
+    Returns temperature, at_bound (None, "upper" or "lower"), bounds,
+    log_loss_before (T = 1), log_loss_after, n and, when at a bound, a
+    plain-language ``note``.
     """
     from scipy.optimize import minimize_scalar
 
     y, z = _arrays(labels, logits)
     if np.unique(y).size < 2:
         raise ValueError("Temperature scaling needs both REAL and FAKE examples in the validation data.")
+    low, high = (float(b) for b in bounds)
+    if not 0 < low < 1 < high:
+        raise ValueError(f"The bounds must satisfy 0 < low < 1 < high, got {bounds}.")
     fit = minimize_scalar(lambda log_t: temperature_log_loss(np.exp(log_t), z, y),
-                          bounds=tuple(np.log(bounds)), method="bounded", options={"xatol": 1e-6})
-    return float(np.exp(fit.x))
+                          bounds=(np.log(low), np.log(high)), method="bounded", options={"xatol": 1e-6})
+    log_t = float(fit.x)
+    at_bound = "upper" if log_t >= np.log(high) - tolerance else "lower" if log_t <= np.log(low) + tolerance else None
+    temperature = high if at_bound == "upper" else low if at_bound == "lower" else float(np.exp(log_t))
+    result = {"temperature": temperature, "at_bound": at_bound, "bounds": [low, high], "n": int(y.size),
+              "log_loss_before": temperature_log_loss(1.0, z, y),
+              "log_loss_after": temperature_log_loss(temperature, z, y), "note": None}
+    if at_bound == "upper":
+        result["note"] = (f"The temperature hit its upper bound ({high:g}): the log loss kept falling as the scores "
+                          "were flattened towards 0.5, so on this data they carry (almost) no information about the "
+                          "labels. The model is no better than chance here; its temperature is not a measurement.")
+    elif at_bound == "lower":
+        result["note"] = (f"The temperature hit its lower bound ({low:g}): the log loss kept falling as the scores "
+                          "were sharpened, because every face is on the right side of 0.5. Perfectly separated "
+                          "validation data cannot say how sure the model should be; use more or harder data.")
+    return result
+
+
+class TemperatureAtBoundWarning(UserWarning):
+    """The temperature fit ended at a bound: it found no optimum (see :func:`temperature_fit`)."""
+
+
+def fit_temperature(logits, labels, bounds=(0.05, 20.0)) -> float:
+    """The temperature T > 0 that minimises the log loss of ``sigmoid(logits / T)`` (one parameter).
+
+    T > 1 softens over-confident scores, T < 1 sharpens timid ones. Fit it on
+    validation data, never on the test set. Searched over log T, bounded by
+    ``bounds``; a :class:`TemperatureAtBoundWarning` says when the answer is a
+    bound rather than an optimum (:func:`temperature_fit` returns the details).
+    """
+    import warnings
+
+    fit = temperature_fit(logits, labels, bounds)
+    if fit["at_bound"]:
+        warnings.warn(fit["note"], TemperatureAtBoundWarning, stacklevel=2)
+    return fit["temperature"]
 
 
 def apply_temperature(probabilities, temperature: float) -> np.ndarray:
@@ -121,6 +182,40 @@ def calibration_summary(labels, probabilities, n_bins: int = 10) -> dict:
     q = np.clip(p, EPSILON, 1 - EPSILON)
     return {"n": int(y.size), "ece": expected_calibration_error(y, p, n_bins), "brier": brier_score(y, p),
             "log_loss": float(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))), "n_bins": int(n_bins)}
+
+
+def temperature_effect(labels, probabilities, temperature: float, groups=None, n_bins: int = 10,
+                       n_boot: int = 1000, seed: int = 0) -> dict:
+    """What a temperature did to one set of scores: :func:`calibration_summary` before and after, the ECEs
+    with bootstrap 95 % intervals, and the change of the ECE (after - before) with its interval.
+
+    The change is bootstrapped on the same resamples for both (a paired
+    interval), by whole ``groups`` (videos) when given, so an interval that
+    straddles 0 says the ECE did not measurably move. Minimising the log loss
+    (what :func:`fit_temperature` does) usually lowers the ECE but does not
+    have to: the ECE depends on the bins, and on a few hundred faces of a
+    weak model it is noisy. Returns before, after (each with ece_ci),
+    ece_change, ece_change_ci, n_groups and n_boot.
+    """
+    y, p = _arrays(labels, probabilities)
+    q = apply_temperature(p, temperature)
+
+    def after(labels_, probs_):
+        return expected_calibration_error(labels_, apply_temperature(probs_, temperature), n_bins)
+
+    def before(labels_, probs_):
+        return expected_calibration_error(labels_, probs_, n_bins)
+
+    intervals = {name: metric_ci(y, p, function, groups=groups, n_boot=n_boot, seed=seed)
+                 for name, function in (("before", before), ("after", after),
+                                        ("change", lambda a, b: after(a, b) - before(a, b)))}
+    out = {"before": calibration_summary(y, p, n_bins), "after": calibration_summary(y, q, n_bins)}
+    for name in ("before", "after"):
+        out[name]["ece_ci"] = [intervals[name]["low"], intervals[name]["high"]]
+    out.update(ece_change=intervals["change"]["value"],
+               ece_change_ci=[intervals["change"]["low"], intervals["change"]["high"]],
+               n_groups=intervals["change"]["n"], n_boot=int(n_boot), temperature=float(temperature))
+    return out
 
 
 def wrong_answer_confidence(labels, probabilities, threshold: float = 0.5) -> dict:
@@ -141,8 +236,10 @@ def choose_uncertain_band(labels, probabilities, threshold: float = 0.5, target_
     videos) scored outside the band are judged REAL/FAKE and their accuracy is
     measured; the first w that reaches the target wins. If none does, w stays
     at ``max_half_width`` and ``reached`` is False. Returns low, high,
-    threshold, half_width, target_accuracy, reached, accuracy_outside and
-    share_inside (on the validation data) and n.
+    threshold, half_width, target_accuracy, reached, accuracy_outside,
+    n_outside (the faces that accuracy was measured on: a target "reached" on
+    a handful of faces means little) and share_inside (on the validation
+    data) and n.
     """
     y, p = _arrays(labels, probabilities)
     chosen = None
@@ -156,7 +253,7 @@ def choose_uncertain_band(labels, probabilities, threshold: float = 0.5, target_
     return {"low": max(0.0, threshold - w), "high": min(1.0, threshold + w), "threshold": float(threshold),
             "half_width": w, "target_accuracy": float(target_accuracy),
             "reached": accuracy is not None and accuracy >= target_accuracy, "accuracy_outside": accuracy,
-            "share_inside": float(1 - outside.mean()), "n": int(y.size)}
+            "n_outside": int(outside.sum()), "share_inside": float(1 - outside.mean()), "n": int(y.size)}
 
 
 def in_band(probability: float, band: dict | None) -> bool:

@@ -1,4 +1,6 @@
 """Calibration, the uncertain band, input warnings, EER and AP against values worked out by hand."""
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -37,6 +39,94 @@ def test_temperature_scaling_recovers_the_hand_computed_temperature():
     before = cal.expected_calibration_error(labels, cal.sigmoid(logits))
     assert cal.expected_calibration_error(labels, calibrated) < before
     assert cal.temperature_log_loss(temperature, logits, labels) < cal.temperature_log_loss(1.0, logits, labels)
+
+
+def test_an_interior_temperature_is_not_flagged():
+    logits = np.array([2, 2, 2, 2, -2, -2, -2, -2], float)
+    labels = np.array([1, 1, 1, 0, 0, 0, 0, 1])
+    fit = cal.temperature_fit(logits, labels)
+    assert fit["at_bound"] is None and fit["note"] is None and fit["n"] == 8
+    assert fit["temperature"] == pytest.approx(2 / np.log(3), rel=1e-4)
+    # T = 1: 6 faces at log(1 + e^-2), 2 at log(1 + e^2); at the optimum every face has p = 0.75 or 0.25
+    assert fit["log_loss_before"] == pytest.approx((6 * np.log1p(np.exp(-2)) + 2 * np.log1p(np.exp(2))) / 8)
+    assert fit["log_loss_after"] == pytest.approx(-(0.75 * np.log(0.75) + 0.25 * np.log(0.25)), rel=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning for a real optimum
+        cal.fit_temperature(logits, labels)
+
+
+def test_scores_no_better_than_chance_push_the_temperature_to_its_upper_bound():
+    # logit 2 is half the time right, half wrong, and so is -2: the loss
+    # 1/2 [log(1 + e^(-2/T)) + log(1 + e^(2/T))] falls all the way to log 2 as T grows
+    logits, labels = [2.0, 2.0, -2.0, -2.0], [1, 0, 1, 0]
+    fit = cal.temperature_fit(logits, labels, bounds=(0.05, 20.0))
+    assert fit["at_bound"] == "upper" and fit["temperature"] == 20.0 and "chance" in fit["note"]
+    assert fit["log_loss_after"] == pytest.approx(0.5 * (np.log1p(np.exp(-0.1)) + np.log1p(np.exp(0.1))))
+    assert fit["log_loss_before"] == pytest.approx(0.5 * (np.log1p(np.exp(-2)) + np.log1p(np.exp(2))))
+    with pytest.warns(cal.TemperatureAtBoundWarning, match="upper bound"):
+        assert cal.fit_temperature(logits, labels) == 20.0
+    # scores that are always wrong cannot be repaired by a temperature either (it never flips a sign)
+    assert cal.temperature_fit([3.0, -3.0], [0, 1])["at_bound"] == "upper"
+
+
+def test_perfectly_separated_scores_push_the_temperature_to_its_lower_bound():
+    fit = cal.temperature_fit([1.0, -1.0, 3.0, -3.0], [1, 0, 1, 0], bounds=(0.05, 20.0))
+    assert fit["at_bound"] == "lower" and fit["temperature"] == 0.05 and "separated" in fit["note"]
+    # at T = 0.05 the smallest logit becomes 20: log(1 + e^-20) ~ 2e-9 for two of the four faces
+    assert fit["log_loss_after"] == pytest.approx(0.5 * np.log1p(np.exp(-20.0)) + 0.5 * np.log1p(np.exp(-60.0)))
+    with pytest.raises(ValueError, match="bounds"):
+        cal.temperature_fit([1.0, -1.0], [1, 0], bounds=(2.0, 20.0))
+
+
+def test_the_band_of_a_chance_level_model_covers_every_validation_face():
+    # T at its upper bound squeezes the scores to sigmoid(+-2 / 20) = 0.525 / 0.475: no band up to
+    # +-0.45 reaches the target, every validation face lies inside the widest one, every verdict is UNCERTAIN
+    logits, labels = np.array([2.0, 2.0, -2.0, -2.0]), [1, 0, 1, 0]
+    probs = cal.apply_temperature(cal.sigmoid(logits), cal.temperature_fit(logits, labels)["temperature"])
+    assert probs == pytest.approx([0.52498, 0.52498, 0.47502, 0.47502], abs=1e-5)
+    band = cal.choose_uncertain_band(labels, probs, target_accuracy=0.95)
+    assert not band["reached"] and band["half_width"] == pytest.approx(0.45)
+    assert band["share_inside"] == 1.0 and band["accuracy_outside"] is None and band["n_outside"] == 0
+    assert {cal.verdict_of(p, band=band) for p in probs} == {cal.UNCERTAIN}
+
+
+def test_the_fast_ece_equals_the_weighted_gaps_of_the_reliability_bins():
+    rng = np.random.default_rng(3)
+    labels, probs = rng.integers(0, 2, 500), rng.uniform(0, 1, 500) ** 2
+    probs[:3] = [0.0, 0.5, 1.0]  # the edges: 1.0 belongs to the last bin
+    bins = cal.reliability_bins(labels, probs, n_bins=7)
+    used = bins[bins["n"] > 0]
+    by_bins = float((used["n"] / 500 * (used["fake_share"] - used["mean_prob"]).abs()).sum())
+    assert cal.expected_calibration_error(labels, probs, n_bins=7) == pytest.approx(by_bins, abs=1e-12)
+
+
+def test_temperature_effect_by_hand():
+    # four faces all scored 0.9 = sigmoid(ln 9), three of them fakes: ECE 0.9 - 0.75 = 0.15. T = 2 turns
+    # 0.9 into sigmoid(ln 3) = 0.75, the true share, so the ECE becomes 0. A stratified bootstrap keeps one
+    # real and three fakes in every resample, so every draw gives the same numbers: the intervals are points.
+    labels, probs = [0, 1, 1, 1], [0.9] * 4
+    effect = cal.temperature_effect(labels, probs, 2.0, n_bins=10, n_boot=50)
+    assert effect["before"]["ece"] == pytest.approx(0.15) and effect["after"]["ece"] == pytest.approx(0.0, abs=1e-12)
+    assert effect["ece_change"] == pytest.approx(-0.15)
+    assert effect["ece_change_ci"] == pytest.approx([-0.15, -0.15])
+    assert effect["before"]["ece_ci"] == pytest.approx([0.15, 0.15])
+    assert effect["before"]["n"] == effect["after"]["n"] == 4 and effect["n_groups"] == 4
+    assert effect["after"]["brier"] == pytest.approx((0.75 ** 2 + 3 * 0.25 ** 2) / 4)
+    # T = 1 changes nothing
+    same = cal.temperature_effect(labels, probs, 1.0, n_boot=20)
+    assert same["ece_change"] == pytest.approx(0.0) and same["ece_change_ci"] == pytest.approx([0.0, 0.0])
+
+
+def test_temperature_effect_resamples_whole_videos():
+    rng = np.random.default_rng(1)
+    labels = np.repeat([0, 1], 60)
+    probs = np.clip(0.5 + (labels - 0.5) * 0.3 + rng.normal(0, 0.25, 120), 0.01, 0.99)
+    videos = np.repeat(np.arange(12), 10)  # 6 real and 6 fake videos of 10 faces
+    effect = cal.temperature_effect(labels, probs, 1.5, groups=videos, n_boot=200)
+    assert effect["n_groups"] == 12 and effect["after"]["n"] == 120
+    low, high = effect["ece_change_ci"]
+    assert low <= effect["ece_change"] <= high and low < high
+    assert effect["ece_change"] == pytest.approx(effect["after"]["ece"] - effect["before"]["ece"])
 
 
 def test_temperature_keeps_the_ranking_and_needs_both_classes():
@@ -84,7 +174,7 @@ def test_the_uncertain_band_covers_the_validation_mistakes_and_fires_inside():
     band = cal.choose_uncertain_band(labels, probs, target_accuracy=1.0)
     assert band["half_width"] == pytest.approx(0.04) and band["reached"]
     assert (band["low"], band["high"]) == pytest.approx((0.46, 0.54))
-    assert band["accuracy_outside"] == 1.0 and band["share_inside"] == pytest.approx(2 / 6)
+    assert band["accuracy_outside"] == 1.0 and band["share_inside"] == pytest.approx(2 / 6) and band["n_outside"] == 4
     assert cal.verdict_of(0.5, band=band) == cal.verdict_of(0.53, band=band) == "UNCERTAIN"
     assert cal.verdict_of(0.9, band=band) == "FAKE" and cal.verdict_of(0.2, band=band) == "REAL"
 
@@ -94,6 +184,16 @@ def test_no_band_when_validation_is_clean():
     assert band["half_width"] == 0.0 and band["reached"]
     assert cal.verdict_of(0.5, band=band) == "FAKE" and cal.verdict_of(0.49, band=band) == "REAL"
     assert cal.verdict_of(0.5, band=None) == "FAKE"
+
+
+def test_a_weak_model_reaches_the_target_only_on_the_few_faces_outside_a_wide_band():
+    # ten faces near the threshold, half of them wrong, and two confident right ones: only a band that leaves
+    # those two outside is 95 % accurate, so the target is "reached" on 2 faces and 10 of 12 get no verdict
+    labels = [0, 1] + [0, 1, 0, 1, 0] + [1, 0, 1, 0, 1]
+    probs = [0.05, 0.95] + [0.46] * 5 + [0.46, 0.54, 0.54, 0.54, 0.54]
+    band = cal.choose_uncertain_band(labels, probs, target_accuracy=0.95)
+    assert band["reached"] and band["n_outside"] == 2 and band["accuracy_outside"] == 1.0
+    assert band["share_inside"] == pytest.approx(10 / 12) and 0.04 <= band["half_width"] <= 0.06
 
 
 def test_an_unreachable_target_keeps_the_widest_band_and_says_so():

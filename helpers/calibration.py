@@ -200,15 +200,15 @@ def temperature_effect(labels, probabilities, temperature: float, groups=None, n
     y, p = _arrays(labels, probabilities)
     q = apply_temperature(p, temperature)
 
-    def after(labels_, probs_):
-        return expected_calibration_error(labels_, apply_temperature(probs_, temperature), n_bins)
-
-    def before(labels_, probs_):
+    def ece(labels_, probs_):
         return expected_calibration_error(labels_, probs_, n_bins)
 
-    intervals = {name: metric_ci(y, p, function, groups=groups, n_boot=n_boot, seed=seed)
-                 for name, function in (("before", before), ("after", after),
-                                        ("change", lambda a, b: after(a, b) - before(a, b)))}
+    def change(labels_, probs_):
+        return ece(labels_, apply_temperature(probs_, temperature)) - ece(labels_, probs_)
+
+    # the same seed and groups draw the same resamples in each call, so the three intervals are paired
+    intervals = {name: metric_ci(y, scores, function, groups=groups, n_boot=n_boot, seed=seed)
+                 for name, scores, function in (("before", p, ece), ("after", q, ece), ("change", p, change))}
     out = {"before": calibration_summary(y, p, n_bins), "after": calibration_summary(y, q, n_bins)}
     for name in ("before", "after"):
         out[name]["ece_ci"] = [intervals[name]["low"], intervals[name]["high"]]

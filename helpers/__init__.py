@@ -16,7 +16,9 @@ The modules follow the course's pipeline, one owner per stage, in the order of
     video_frames      evenly spaced frame sampling, the video file endings
     sample_data       the built-in synthetic face-swap sample
     data_sources      the three sources (sample, Kaggle DFDC, your folder) -> one dataset folder
-    faces             MTCNN face detection, the threaded extraction, crops and the crop manifest
+    face_detector     MTCNN face detection, square crops, one tracked face per video
+    crop_manifest     the crop manifest: its columns and statuses, writing and reading it, crops
+    faces             a whole dataset to crops: sampled frames, reader threads, resumable runs
     datasets_torch    PyTorch datasets over the crop manifest
     datasets_keras    Keras sequence loader over the crop manifest
     sbi               Self-Blended Images: pseudo-fakes made from real faces (notebook 09)
@@ -48,7 +50,8 @@ STAGES = (
     ("metadata",),                                                    # the one dataset format, splits
     ("kaggle_data", "environment", "cache"),                          # where the course runs, downloads
     ("video_frames", "sample_data", "data_sources"),                  # the videos of each source
-    ("faces",),                                                       # face detection, crops, manifest
+    ("face_detector", "crop_manifest"),                               # the detector; the crops' table
+    ("faces",),                                                       # a whole dataset -> crops + manifest
     ("datasets_torch", "datasets_keras", "sbi"),                      # loaders over the crops, SBI pseudo-fakes
     ("models_torch", "models_compare", "models_keras"),               # the networks and their checkpoints
     ("model_registry",),                                              # every PyTorch classifier by name

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import faces
+from . import crop_manifest
 
 NORMALIZATIONS = ("minmax", "scale")
 _LAZY_CLASSES = ("FaceSequenceDataset", "FeatureSequenceDataset")
@@ -60,7 +60,7 @@ def video_table(manifest: pd.DataFrame, min_faces: int = 1, verbose: bool = True
     when a frame has several faces, keeps its most confident one. Videos with
     fewer than ``min_faces`` faces are dropped (the report dropped short videos too).
     """
-    rows = faces.crop_rows(manifest, ["video", "frame_index", "crop_path", "target", "split"])
+    rows = crop_manifest.crop_rows(manifest, ["video", "frame_index", "crop_path", "target", "split"])
     if "prob" in rows.columns:
         rows = rows.sort_values("prob", ascending=False, kind="stable")
     rows = rows.drop_duplicates(["video", "frame_index"]).sort_values(["video", "frame_index"], kind="stable")
@@ -109,7 +109,7 @@ def load_sequence(crop_paths, seq_len: int, image_size: int, normalization: str 
                   augmentation=None) -> np.ndarray:
     """One video's (seq_len, H, W, 3) float32 sequence in [0, 1]."""
     positions = sequence_indices(len(crop_paths), seq_len)
-    frames = np.stack([faces.read_crop(crop_paths[i], image_size) for i in positions])
+    frames = np.stack([crop_manifest.read_crop(crop_paths[i], image_size) for i in positions])
     if augmentation is not None:
         frames = np.asarray(augmentation(images=frames)["images"])
     return np.stack([normalize_frame(f, normalization) for f in frames])

@@ -1,7 +1,7 @@
 """PyTorch datasets and loaders over the face-crop manifest.
 
 The face stage (``helpers.faces``) saves one PNG per detected face and lists
-them in a manifest table (one row per crop, with ``crop_path``, ``target``
+them in the crop manifest (``helpers.crop_manifest``) (one row per crop, with ``crop_path``, ``target``
 (1 = FAKE), ``split`` and ``video``). This module turns such a table into
 tensors the way the report feeds InceptionResnetV1: RGB, resized to a square
 ``image_size`` and scaled to [0, 1] (no mean/std normalisation).
@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from . import faces
+from . import crop_manifest
 
 REQUIRED_COLUMNS = ("crop_path", "target")
 
@@ -66,7 +66,7 @@ class FaceCropDataset(Dataset):
     """
 
     def __init__(self, manifest_df: pd.DataFrame, image_size: int, augment=False, seed: int | None = None):
-        table = faces.crop_rows(manifest_df, REQUIRED_COLUMNS).reset_index(drop=True)
+        table = crop_manifest.crop_rows(manifest_df, REQUIRED_COLUMNS).reset_index(drop=True)
         if len(table) == 0:
             raise ValueError("The manifest holds no face crops (no row with status 'ok'): "
                              "check that face extraction found faces in these videos.")
@@ -82,7 +82,7 @@ class FaceCropDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int):
-        face = faces.read_crop(self.paths[index], self.image_size)
+        face = crop_manifest.read_crop(self.paths[index], self.image_size)
         if self.augment is not None:
             face = self.augment(image=face)["image"]
             if face.shape[:2] != (self.image_size, self.image_size):
@@ -113,7 +113,7 @@ def make_loader(manifest_df: pd.DataFrame, image_size: int, batch_size: int = 32
 def split_table(manifest_df: pd.DataFrame, split: str) -> pd.DataFrame:
     """Rows of one split ("train", "val" or "test") with a face; a clear error if there are none."""
     if "split" not in manifest_df.columns:
-        raise ValueError("The manifest has no 'split' column; build it with helpers.faces.load_manifest.")
+        raise ValueError("The manifest has no 'split' column; build it with helpers.crop_manifest.load_manifest.")
     table = manifest_df[manifest_df["split"] == split]
     if "status" in table.columns:
         table = table[table["status"] == "ok"]

@@ -376,9 +376,9 @@ def list_videos(folder) -> list:
 
 
 def _part_path(out_dir: Path, name: str) -> Path:
-    from . import faces
+    from . import crop_manifest
 
-    return out_dir / "parts" / f"{faces.crop_folder_name(name)}.parquet"
+    return out_dir / "parts" / f"{crop_manifest.crop_folder_name(name)}.parquet"
 
 
 def _part_is_current(out_dir: Path, video: dict) -> bool:
@@ -456,9 +456,9 @@ class FaceDetectionStage:
     """
 
     def __init__(self, detector_options: dict, device: str = "cpu", threads: int = 1):
-        from helpers import faces  # (absolute imports: notebook 08 ships its own copy of this class)
+        from helpers import face_detector  # (absolute imports: notebook 08 ships its own copy of this class)
 
-        self.detector = faces.FaceDetector(device=device, threads=threads, **detector_options)
+        self.detector = face_detector.FaceDetector(device=device, threads=threads, **detector_options)
         self.worker = f"{platform.node()}:{os.getpid()}"
         self.start_cpu_s = time.process_time()  # what starting this process and loading MTCNN cost
 
@@ -484,7 +484,7 @@ def write_video_stage(row: dict, out_dir: str) -> dict:
     """Stage 3 (a Ray task per video): the video's crops and its manifest part, as ``extract_faces`` writes them."""
     import pandas as pd
 
-    from . import faces
+    from . import crop_manifest, faces
 
     start, cpu = time.perf_counter(), time.process_time()
     video, outcome, out = json.loads(row["video"]), pickle.loads(row["outcome"]), Path(out_dir)
@@ -499,7 +499,7 @@ def write_video_stage(row: dict, out_dir: str) -> dict:
         r["worker"] = str(row["worker"])
     part = _part_path(out, video["name"])
     part.parent.mkdir(parents=True, exist_ok=True)
-    faces.write_parquet(pd.DataFrame(rows), part)
+    crop_manifest.write_parquet(pd.DataFrame(rows), part)
     note = outcome.reason or getattr(outcome, "damage", "") or ""  # why nothing, or where it broke off
     return {"video": video["name"], "status": outcome.status, "reason": note,
             "faces": sum(r["status"] == "ok" for r in rows), "frames": len(rows), "seconds": work,
@@ -545,9 +545,9 @@ def _detector_options(settings: dict) -> dict:
     """The face settings FaceDetector takes (whatever the faces module adds later is passed on too)."""
     import inspect
 
-    from . import faces
+    from . import face_detector
 
-    accepted = set(inspect.signature(faces.FaceDetector).parameters) - {"device", "threads"}
+    accepted = set(inspect.signature(face_detector.FaceDetector).parameters) - {"device", "threads"}
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items() if k in accepted}
 
 
@@ -582,7 +582,7 @@ def extract_faces_distributed(dataset_dir, profile: str = "standard", *, out_dir
     """
     import pandas as pd
 
-    from . import faces
+    from . import crop_manifest, faces
 
     dataset_dir = Path(dataset_dir)
     settings = faces.face_settings(profile, **overrides)
@@ -596,15 +596,15 @@ def extract_faces_distributed(dataset_dir, profile: str = "standard", *, out_dir
     todo = [v for v in videos if not _part_is_current(out, v)]
     timings = timings if timings is not None else {}
     timings.update(videos=len(videos), todo=len(todo), seconds=0.0, workers=0)
-    manifest = out / faces.MANIFEST_NAME
+    manifest = out / crop_manifest.MANIFEST_NAME
     if todo:
         with ray_running(address):
             plan = plan_workers(workers, settings["device"], gpus_per_worker, threads_per_worker)
             _run_extraction(todo, settings, out, plan, detection_stage, timings)
     elif manifest.exists() and list(dict.fromkeys(pd.read_parquet(manifest, columns=["video"])["video"])) == names:
         return manifest
-    df = faces.assemble_manifest(out, names)
-    faces.write_parquet(df, manifest)
+    df = crop_manifest.assemble_manifest(out, names)
+    crop_manifest.write_parquet(df, manifest)
     frames = df[df["status"].isin(["ok", "no_face"])]
     bad = df.loc[df["status"].isin(["unreadable", "missing_file"]), "video"].nunique()
     print(f"{len(names)} videos -> {int((df['status'] == 'ok').sum())} face crops from {len(frames)} frames read "
@@ -700,9 +700,9 @@ class FaceScoringStage:
         self.predictor = inference.load_predictor(checkpoint, device=device)
 
     def __call__(self, batch: dict) -> dict:
-        from helpers import faces
+        from helpers import crop_manifest
 
-        crops = [faces.read_crop(path) for path in batch["crop_path"]]
+        crops = [crop_manifest.read_crop(path) for path in batch["crop_path"]]
         batch = batch.copy()
         batch["prob_fake"] = self.predictor.score_faces(crops)
         return batch
@@ -736,7 +736,7 @@ def score_videos(data_path, checkpoint=None, profile: str = "standard", *, rule:
     Returns a dict of those paths, the rule and the counts. Faces scored before with
     the same checkpoint file are not scored again.
     """
-    from . import evaluation, faces, inference, models_torch
+    from . import crop_manifest, evaluation, inference, models_torch
 
     checkpoint = Path(checkpoint) if checkpoint else models_torch.default_checkpoint()
     if checkpoint is None:
@@ -754,8 +754,8 @@ def score_videos(data_path, checkpoint=None, profile: str = "standard", *, rule:
         extraction: dict = {}
         manifest = extract_faces_distributed(data_path, profile, out_dir=faces_dir, workers=workers,
                                              gpus_per_worker=gpus_per_worker, timings=extraction, **face_overrides)
-        table = faces.load_manifest(manifest, only_faces=False)
-        found = faces.crop_rows(table, ["video", "frame_index", "prob"])
+        table = crop_manifest.load_manifest(manifest, only_faces=False)
+        found = crop_manifest.crop_rows(table, ["video", "frame_index", "prob"])
         found = found[["video", "frame_index", "crop_path", "prob"]].rename(columns={"prob": "detection_prob"})
         scored = _score_faces(found, checkpoint, out, workers, gpus_per_worker, batch_size, timings)
     scored = scored.merge(table.drop_duplicates("video")[["video", "label"]], on="video", how="left")
@@ -894,7 +894,7 @@ def measure_throughput(dataset_dir, profile: str = "standard", worker_counts=(1,
     """
     import shutil
 
-    from . import faces
+    from . import crop_manifest, faces
 
     overrides.setdefault("progress", False)
     if videos is not None:
@@ -906,7 +906,7 @@ def measure_throughput(dataset_dir, profile: str = "standard", worker_counts=(1,
         start, cpu, busy = time.perf_counter(), time.process_time(), machine_busy_seconds()
         manifest = faces.extract_faces(view, profile, **overrides)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-        summary = faces.video_summary(manifest)
+        summary = crop_manifest.video_summary(manifest)
         added = summary["seconds"].to_numpy(dtype=float)
         runs.append({"engine": "extract_faces", "workers": 1, "videos": len(summary), "seconds": seconds,
                      "first_video_s": float(added[0]) if len(added) else float("nan"),
@@ -943,10 +943,10 @@ def idle_bound(run: dict, workers: int, cores: float) -> float:
 
 def compare_manifests(reference, other) -> dict:
     """How two manifests of the same videos differ: videos, frames and statuses equal? largest box difference (px)."""
-    from . import faces
+    from . import crop_manifest
 
-    a = faces.load_manifest(reference, only_faces=False).sort_values(["video", "frame_index"]).reset_index(drop=True)
-    b = faces.load_manifest(other, only_faces=False).sort_values(["video", "frame_index"]).reset_index(drop=True)
+    a = crop_manifest.load_manifest(reference, only_faces=False).sort_values(["video", "frame_index"]).reset_index(drop=True)
+    b = crop_manifest.load_manifest(other, only_faces=False).sort_values(["video", "frame_index"]).reset_index(drop=True)
     same_rows = a[["video", "frame_index"]].equals(b[["video", "frame_index"]])
     boxes = ["x1", "y1", "x2", "y2"]
     box_diff = float(np.nanmax(np.abs(a[boxes].to_numpy(float) - b[boxes].to_numpy(float)))) \

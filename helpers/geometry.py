@@ -5,8 +5,8 @@ Three stages need it, so it lives below all of them:
 * the built-in sample (:mod:`helpers.sample_data`) pastes a donor face onto a
   scene with :func:`similarity_transform` and moves landmarks with
   :func:`apply_transform`;
-* face detection (:mod:`helpers.faces`) names MTCNN's five landmarks
-  (:data:`LANDMARK_NAMES`) in the crop manifest;
+* face detection (:mod:`helpers.face_detector`) and the crop manifest
+  (:mod:`helpers.crop_manifest`) name MTCNN's five landmarks (:data:`LANDMARK_NAMES`);
 * explanation (:mod:`helpers.explain`) warps each Grad-CAM map onto one
   canonical face with :func:`align_to_template` and measures the eyes, nose
   and mouth with :func:`region_masks`.

@@ -4,7 +4,7 @@ The steps are the course's pipeline, each done by the module that owns it::
 
     check the file   (here: type, size, length, readable)
     read frames      helpers.video_frames   evenly spaced frames of a video
-    find faces       helpers.faces          MTCNN boxes, landmarks and square crops
+    find faces       helpers.face_detector  MTCNN boxes, landmarks and square crops
     score faces      helpers.models_torch   a checkpoint of notebook 04 -> P(fake) per face
     explain          helpers.explain        Grad-CAM heat map over each face
     one video score  helpers.evaluation     frame scores -> one score per video
@@ -157,7 +157,7 @@ def load_image(image) -> np.ndarray:
             raise DemoInputError(f"{path.name} could not be read as a picture (corrupt or not really a "
                                  f"{path.suffix.lstrip('.')} file: {error}). Try another file.") from None
         return array
-    from .faces import as_rgb_uint8
+    from .face_detector import as_rgb_uint8
 
     try:
         array = as_rgb_uint8(image)
@@ -438,7 +438,8 @@ class Predictor:
     @property
     def detector(self):
         if self._detector is None:
-            from .faces import COMMON_DEFAULTS, FaceDetector
+            from .face_detector import FaceDetector
+            from .faces import COMMON_DEFAULTS
 
             # Crops like the training crops: the same margin around the box, at the model's input size.
             margin = self.metadata.get("margin", COMMON_DEFAULTS["margin"])
@@ -691,7 +692,7 @@ class _VideoState:
     faces_per_frame: list = field(default_factory=list)
     crops: list = field(default_factory=list)         # every face crop (small: the model's input size)
     owners: list = field(default_factory=list)        # position in ``indices`` of each crop's frame
-    found: list = field(default_factory=list)         # (faces.Face, frame index) per crop
+    found: list = field(default_factory=list)         # (face_detector.Face, frame index) per crop
     probs: list = field(default_factory=list)         # P(fake) per crop
     best_prob: float = -1.0
     best_frame: np.ndarray | None = None               # the frame of the most suspicious face so far

@@ -32,9 +32,9 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from . import faces
+from . import crop_manifest, faces
 from .datasets_torch import to_tensor
-from .faces import read_crop
+from .crop_manifest import read_crop
 
 #: Blend ratios, as in the paper: a full blend is drawn half of the time.
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
@@ -158,7 +158,7 @@ def face_box_in_crop(row, crop_size: int, margin: float = faces.COMMON_DEFAULTS[
     """The MTCNN face box of a manifest row in the pixels of its square crop.
 
     The crop is the box's longer side plus ``margin`` on each side, centred on
-    the box (``faces.crop_face``), so the box sits in the middle of the crop.
+    the box (``face_detector.crop_face``), so the box sits in the middle of the crop.
     """
     width, height = float(row["x2"]) - float(row["x1"]), float(row["y2"]) - float(row["y1"])
     side = max(width, height) * (1 + 2 * margin)
@@ -170,7 +170,7 @@ def face_box_in_crop(row, crop_size: int, margin: float = faces.COMMON_DEFAULTS[
 
 def landmarks_of(row) -> np.ndarray:
     """The five landmarks of a manifest row (crop pixels), shape (5, 2)."""
-    return np.asarray([row[c] for c in faces.LANDMARK_COLUMNS], np.float32).reshape(5, 2)
+    return np.asarray([row[c] for c in crop_manifest.LANDMARK_COLUMNS], np.float32).reshape(5, 2)
 
 
 def self_blend(face: np.ndarray, landmarks, box=None, seed=None) -> SelfBlend:
@@ -215,9 +215,9 @@ class SelfBlendedDataset(Dataset):
 
     def __init__(self, manifest_df: pd.DataFrame, image_size: int, seed: int = 0,
                  margin: float = faces.COMMON_DEFAULTS["margin"], fresh_each_epoch: bool = True):
-        table = faces.crop_rows(manifest_df, ("crop_path", "target", "x1", "y1", "x2", "y2",
-                                              *faces.LANDMARK_COLUMNS))
-        table = table[table["target"] == REAL].dropna(subset=faces.LANDMARK_COLUMNS).reset_index(drop=True)
+        table = crop_manifest.crop_rows(manifest_df, ("crop_path", "target", "x1", "y1", "x2", "y2",
+                                              *crop_manifest.LANDMARK_COLUMNS))
+        table = table[table["target"] == REAL].dropna(subset=crop_manifest.LANDMARK_COLUMNS).reset_index(drop=True)
         if len(table) == 0:
             raise ValueError("No real face crop with landmarks in this manifest: Self-Blended Images need real "
                              "faces. Check the split you passed and re-run the face extraction (notebook 02).")

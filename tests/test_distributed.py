@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import distributed, faces
+from helpers import crop_manifest, distributed, faces
 
 OPTIONS = dict(frames_per_video=4, device="cpu", progress=False)
 
@@ -136,7 +136,7 @@ def test_the_three_stages_in_one_process_make_extract_faces_rows(dataset, refere
     result = distributed.write_video_stage(row, str(tmp_path))
     assert result["status"] == "read" and result["faces"] == result["frames"] == 4
     mine = pd.read_parquet(tmp_path / "parts" / "real.mp4.parquet")
-    theirs = faces.load_manifest(reference, only_faces=False).query("video == 'real.mp4'")
+    theirs = crop_manifest.load_manifest(reference, only_faces=False).query("video == 'real.mp4'")
     assert mine["frame_index"].tolist() == theirs["frame_index"].tolist()
     np.testing.assert_allclose(mine[["x1", "y1", "x2", "y2"]], theirs[["x1", "y1", "x2", "y2"]], atol=1e-3)
     assert all((tmp_path / p).is_file() for p in mine["crop_path"])
@@ -157,7 +157,7 @@ def test_a_video_breaking_off_part_way_gets_the_rows_extract_faces_gives_it(data
     monkeypatch.setattr(video_frames, "iter_frames_by_index", breaking_off)
     options = {**OPTIONS, "frames_per_video": 6}  # crops of their own (another folder)
     with pytest.warns(UserWarning):
-        theirs = faces.load_manifest(faces.extract_faces(dataset, "smoke", **options), only_faces=False)
+        theirs = crop_manifest.load_manifest(faces.extract_faces(dataset, "smoke", **options), only_faces=False)
     video = next(v for v in distributed.list_videos(dataset) if v["name"] == "fake.mp4")
     read = distributed.read_video_stage({"video": json.dumps(video)}, frames_per_video=6)
     detector = distributed.FaceDetectionStage(distributed._detector_options(faces.face_settings("smoke", **options)))
@@ -206,13 +206,13 @@ def test_make_targets_pass_their_variables(tmp_path):
 def test_ray_manifest_equals_extract_faces(ray_manifest, reference):
     manifest, timings = ray_manifest
     assert timings["todo"] == timings["done"] == 5
-    ours = faces.load_manifest(manifest, only_faces=False)
-    assert list(ours.columns[:len(faces.MANIFEST_COLUMNS)]) == faces.MANIFEST_COLUMNS
+    ours = crop_manifest.load_manifest(manifest, only_faces=False)
+    assert list(ours.columns[:len(crop_manifest.MANIFEST_COLUMNS)]) == crop_manifest.MANIFEST_COLUMNS
     same = distributed.compare_manifests(reference, manifest)
     assert same["same_videos"] and same["same_frames"] and same["same_statuses"]
     assert same["faces"] == 8 and same["max_box_diff_px"] <= 1e-3
-    theirs = faces.load_manifest(reference, only_faces=False)
-    landmarks = faces.LANDMARK_COLUMNS
+    theirs = crop_manifest.load_manifest(reference, only_faces=False)
+    landmarks = crop_manifest.LANDMARK_COLUMNS
     key = ["video", "frame_index"]
     both = ours.merge(theirs, on=key, suffixes=("", "_ref")).query("status == 'ok'")
     np.testing.assert_allclose(both[landmarks].to_numpy(float), both[[f"{c}_ref" for c in landmarks]].to_numpy(float),
@@ -221,7 +221,7 @@ def test_ray_manifest_equals_extract_faces(ray_manifest, reference):
 
 
 def test_a_corrupt_video_gets_its_status_row_and_the_rest_goes_on(ray_manifest):
-    df = faces.load_manifest(ray_manifest[0], only_faces=False)
+    df = crop_manifest.load_manifest(ray_manifest[0], only_faces=False)
     per_video = df.groupby("video")["status"].agg(lambda s: sorted(set(s)))
     assert per_video["corrupt.mp4"] == ["unreadable"] and per_video["gone.mp4"] == ["missing_file"]
     assert "could not be read" in df.loc[df["video"] == "corrupt.mp4", "reason"].iloc[0]

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from conftest import load_result, run_notebook
 
-from helpers import data_sources, faces
+from helpers import crop_manifest, data_sources, faces
 
 pytestmark = pytest.mark.notebook
 
@@ -17,7 +17,7 @@ def recorded():
 
 @pytest.fixture(scope="module")
 def manifest(recorded):
-    return faces.load_manifest(recorded["manifest"], only_faces=False)
+    return crop_manifest.load_manifest(recorded["manifest"], only_faces=False)
 
 
 def test_every_video_of_the_sample_is_accounted_for(recorded, manifest):
@@ -26,7 +26,7 @@ def test_every_video_of_the_sample_is_accounted_for(recorded, manifest):
     assert recorded["n_videos"] == len(videos)
     per_video = manifest.groupby("video").size()
     assert (per_video == faces.PROFILE_DEFAULTS["smoke"]["frames_per_video"]).all()
-    assert set(manifest["status"]) <= set(faces.STATUSES)
+    assert set(manifest["status"]) <= set(crop_manifest.STATUSES)
     # the labels travel with the crops
     labels = videos.set_index("name")["label"]
     assert (manifest["label"] == labels.loc[manifest["video"]].to_numpy()).all()

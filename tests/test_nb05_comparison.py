@@ -161,9 +161,9 @@ def test_csv_and_figures_exist(result):
 
 def test_checkpoints_load_and_reproduce_the_test_scores(result):
     """The notebook's own CustomCNN / Meso4 weights load into the helper's classes and score the same."""
-    from helpers import datasets_torch, evaluation, faces, model_registry
+    from helpers import crop_manifest, datasets_torch, evaluation, model_registry
 
-    manifest = faces.load_manifest(result["paths"]["manifest"])
+    manifest = crop_manifest.load_manifest(result["paths"]["manifest"])
     test_faces = datasets_torch.split_table(manifest, "test")
     probs = pd.DataFrame(result["test_video_probabilities"]).set_index("video")
     for name in SMOKE_MODELS:

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import faces, sbi
+from helpers import crop_manifest, face_detector, sbi
 
 CROP = 96
 # Five landmarks of a face centred in a 96 px crop (left eye, right eye, nose, mouth left, mouth right).
@@ -64,7 +64,7 @@ def test_the_same_seed_gives_the_same_pseudo_fake_and_another_seed_another():
 def test_face_box_in_crop_inverts_the_crop_geometry():
     frame = np.zeros((240, 320, 3), np.uint8)
     box, points = (100.0, 50.0, 160.0, 130.0), np.array([[120, 80], [140, 80], [130, 95], [122, 110], [138, 110]])
-    _, crop_points, (left, top, right, _) = faces.crop_face(frame, box, points, CROP, margin=0.2)
+    _, crop_points, (left, top, right, _) = face_detector.crop_face(frame, box, points, CROP, margin=0.2)
     row = dict(zip(["x1", "y1", "x2", "y2"], box))
     x1, y1, x2, y2 = sbi.face_box_in_crop(row, CROP, margin=0.2)
     scale = CROP / (right - left)
@@ -81,7 +81,7 @@ def manifest(tmp_path, n_real=3, n_fake=2):
         rows.append({"video": f"v{k}.mp4", "frame_index": 0, "crop_path": str(path), "x1": 100.0, "y1": 50.0,
                      "x2": 160.0, "y2": 110.0, "prob": 0.99, "target": target, "label": "FAKE" if target else "REAL",
                      "split": "train", "status": "ok",
-                     **dict(zip(faces.LANDMARK_COLUMNS, LANDMARKS.reshape(-1).tolist()))})
+                     **dict(zip(crop_manifest.LANDMARK_COLUMNS, LANDMARKS.reshape(-1).tolist()))})
     return pd.DataFrame(rows)
 
 

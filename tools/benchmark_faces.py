@@ -50,7 +50,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from helpers import config, faces, gpu, sample_data, video_frames  # noqa: E402
+from helpers import config, crop_manifest, face_detector, faces, gpu, sample_data, video_frames  # noqa: E402
 
 #: The ways, in the order they are printed.
 WAYS = {
@@ -226,7 +226,7 @@ def pipeline(dataset: Path, n_frames: int, device: str, batch_size: int | None, 
     out = faces.faces_dir(dataset, "full", **options)
     if out.exists():
         shutil.rmtree(out)
-    detector = faces.FaceDetector(device=device)
+    detector = face_detector.FaceDetector(device=device)
     detector.detect(np.zeros((240, 320, 3), np.uint8))  # warm-up (loads the networks once, like (a))
     gpu.reset_peak_memory()
     wall, cpu = time.perf_counter(), cpu_seconds()
@@ -238,9 +238,9 @@ def pipeline(dataset: Path, n_frames: int, device: str, batch_size: int | None, 
         warnings.simplefilter("ignore")  # unreadable videos of a user's folder are counted, not shouted about
         manifest = faces.extract_faces(dataset, "full", **options)
     seconds, used = time.perf_counter() - wall, cpu_seconds() - cpu
-    df = faces.load_manifest(manifest, only_faces=False)
+    df = crop_manifest.load_manifest(manifest, only_faces=False)
     read = df[df["status"].isin(["ok", "no_face"])]
-    summary = faces.video_summary(df)
+    summary = crop_manifest.video_summary(df)
     looks = read["second_look"].fillna("").value_counts().to_dict()
     return {"seconds": seconds, "cpu_seconds": used, "frames": len(read), "faces": int((read["status"] == "ok").sum()),
             "per_video": summary["seconds"].tolist(), "peak_gpu_mib": gpu.peak_memory_mib(),
@@ -421,7 +421,7 @@ def main(argv=None) -> int:
     if not args.skip_baseline:
         # The peers use PyTorch's default threads; on a busy machine one thread can be much faster.
         # Time MTCNN both ways on two frames and give (a) and (b) the faster setting (favours them).
-        pipeline_threads = faces.FaceDetector(device=device).threads
+        pipeline_threads = face_detector.FaceDetector(device=device).threads
         probe = probe_threads(sets[0][3][0], device, sorted({default_threads, pipeline_threads}))
         peer_threads = min(probe, key=probe.get)
         torch.set_num_threads(default_threads)

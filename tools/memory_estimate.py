@@ -328,14 +328,14 @@ def measure_detector(n_frames: int, batch_size: int, detect_size, width: int = 1
                      crop_size: int = 256) -> dict:
     """Peak bytes of MTCNN on one batch of frames, as it runs on a GPU.
 
-    ``helpers.faces.FaceDetector`` resizes with OpenCV on a CPU and with torch
+    ``helpers.face_detector.FaceDetector`` resizes with OpenCV on a CPU and with torch
     operations (``interpolate``, ``roi_align``) on a GPU; the GPU path is used
     here. The uint8 frames copied to the GPU are counted as the input.
     """
-    from helpers import faces
+    from helpers import face_detector
 
     frames = detector_frames(n_frames, width, height)
-    detector = faces.FaceDetector(device="cpu", crop_size=crop_size, batch_size=batch_size, detect_size=detect_size)
+    detector = face_detector.FaceDetector(device="cpu", crop_size=crop_size, batch_size=batch_size, detect_size=detect_size)
     detector.opencv_resize = False  # the GPU's way
     scaled = np.stack([detector.scaled_copy(frame)[0] for frame in frames[:batch_size]])
     weights = tensor_bytes(detector.mtcnn.parameters())
@@ -495,7 +495,7 @@ def estimate_course(profile: str = "full", notebooks=None, progress=print, devic
     "cpu" (real numbers, slow). Face detection, TTA, Grad-CAM and Keras need
     values (thresholds, JPEG, NumPy) and always run on the CPU.
     """
-    from helpers import faces
+    from helpers import face_detector, faces
 
     wanted = set(notebooks or ["02", "03", "04", "05", "06", "07"])
     models, cache, rows = _Models(), {}, []
@@ -547,7 +547,7 @@ def estimate_course(profile: str = "full", notebooks=None, progress=print, devic
     def keras(s):
         return cache[keras_key(s)]
 
-    gpu_batch = faces.AUTO_BATCH["cuda"]  # batch_size None = this many frames per MTCNN pass on a GPU
+    gpu_batch = face_detector.AUTO_BATCH["cuda"]  # batch_size None = this many frames per MTCNN pass on a GPU
     detect_size = faces.COMMON_DEFAULTS["detect_size"]
     if "02" in wanted:
         s = notebook_settings("02_faces", profile)

@@ -758,7 +758,6 @@ def score_videos(data_path, checkpoint=None, profile: str = "standard", *, rule:
         found = crop_manifest.crop_rows(table, ["video", "frame_index", "prob"])
         found = found[["video", "frame_index", "crop_path", "prob"]].rename(columns={"prob": "detection_prob"})
         scored = _score_faces(found, checkpoint, out, workers, gpus_per_worker, batch_size, timings)
-    scored = scored.merge(table.drop_duplicates("video")[["video", "label"]], on="video", how="left")
     videos = _video_table(table, scored, rule, threshold, evaluation)
     submission = out / SUBMISSION_NAME
     videos[["video", "prob_fake"]].rename(columns={"video": "filename", "prob_fake": "label"}) \

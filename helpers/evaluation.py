@@ -1,7 +1,9 @@
 """Metrics, turning frame (face) scores into one score per video, and scoring a model's faces.
 
 Labels are 1 = FAKE, 0 = REAL throughout the course; scores are the predicted
-probability of FAKE. The DFDC competition ranked entries by log loss (lower is
+probability of FAKE. In a table the integer is the column ``target`` and the
+column ``label``, where there is one, holds the text "REAL" or "FAKE" (as in the
+crop manifest). The DFDC competition ranked entries by log loss (lower is
 better), which punishes confident mistakes hard; we report it beside accuracy,
 balanced accuracy (robust to a skewed REAL/FAKE ratio) and ROC AUC (threshold-free).
 """
@@ -222,24 +224,24 @@ def format_with_ci(metrics: dict, metric: str = "roc_auc", digits: int = 3) -> s
     return text
 
 
-def metrics_by_group(table: pd.DataFrame, by: str, score_column: str = "prob_fake", label_column: str = "label",
+def metrics_by_group(table: pd.DataFrame, by: str, score_column: str = "prob_fake", target_column: str = "target",
                      real_value=None, ci: bool = True, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Metrics per value of column ``by`` (e.g. the manipulation ``method`` of each fake).
 
     A per-method AUC needs both classes, yet a method only exists for fakes:
     each group's fakes are scored against *all* the reals of the table (the
-    rows whose ``by`` equals ``real_value``, or whose label is 0 when
+    rows whose ``by`` equals ``real_value``, or whose ``target_column`` is 0 when
     ``real_value`` is None). One row per fake group: n_fake, n_real, roc_auc
     (with its CI), the share of those fakes called FAKE (recall at 0.5) and
     their mean score.
     """
-    labels = table[label_column].to_numpy().astype(int)
+    labels = targets_of(table, target_column)
     is_real = (table[by] == real_value).to_numpy() if real_value is not None else labels == 0
     reals = table[is_real]
     rows = []
     for group, fakes in table[~is_real].groupby(by, sort=True):
         both = pd.concat([reals, fakes])
-        m = binary_metrics(both[label_column], both[score_column], ci=ci, n_boot=n_boot, seed=seed)
+        m = binary_metrics(both[target_column], both[score_column], ci=ci, n_boot=n_boot, seed=seed)
         scores = fakes[score_column].to_numpy(dtype=float)
         rows.append({by: group, "n_fake": len(fakes), "n_real": len(reals), "roc_auc": m["roc_auc"],
                      "roc_auc_ci": m.get("roc_auc_ci"), "detected": float((scores >= 0.5).mean()),
@@ -276,16 +278,28 @@ def aggregate_confident(probabilities, threshold: float = 0.8, min_share: float 
 AGGREGATORS = {"mean": aggregate_mean, "confident": aggregate_confident}
 
 
-def video_scores(frame_table: pd.DataFrame, rule: str = "mean", score_column: str = "prob_fake") -> pd.DataFrame:
-    """One row per video: its label and aggregated score.
+def targets_of(table: pd.DataFrame, column: str = "target") -> np.ndarray:
+    """The integer labels (1 = FAKE) of a table's rows, from its ``column``; a clear error without one."""
+    if column not in table.columns:
+        old = " Its integer 'label' column is the old name of 'target': rename it, or score the faces again." \
+            if column == "target" and "label" in table.columns and pd.api.types.is_numeric_dtype(table["label"]) else ""
+        raise ValueError(f"The table has no {column!r} column (the integer label, 1 = FAKE, 0 = REAL); its columns "
+                         f"are {list(table.columns)}. Make it with evaluation.score_faces, or add "
+                         f"{column} = (label == 'FAKE').astype(int) from the text label.{old}")
+    return table[column].to_numpy().astype(int)
 
-    ``frame_table`` needs columns ``video``, ``label`` and ``score_column``.
+
+def video_scores(frame_table: pd.DataFrame, rule: str = "mean", score_column: str = "prob_fake") -> pd.DataFrame:
+    """One row per video: its ``target`` and ``label`` (where the frame table has them) and aggregated score.
+
+    ``frame_table`` needs columns ``video`` and ``score_column``; metrics also need ``target`` (1 = FAKE).
     """
     if rule not in AGGREGATORS:
         raise ValueError(f"Unknown rule {rule!r}; choose from {sorted(AGGREGATORS)}.")
     aggregate = AGGREGATORS[rule]
     grouped = frame_table.groupby("video", sort=True)
-    out = grouped.agg(label=("label", "first"), n_faces=(score_column, "size"))
+    carried = {column: (column, "first") for column in ("target", "label") if column in frame_table.columns}
+    out = grouped.agg(**carried, n_faces=(score_column, "size"))
     out[score_column] = grouped[score_column].apply(lambda s: aggregate(s.to_numpy()))
     return out.reset_index()
 
@@ -295,8 +309,8 @@ def evaluate_frames_and_videos(frame_table: pd.DataFrame, rule: str = "mean",
     """Metrics at frame level and at video level (after aggregation)."""
     videos = video_scores(frame_table, rule=rule, score_column=score_column)
     return {
-        "frame": binary_metrics(frame_table["label"], frame_table[score_column]),
-        "video": binary_metrics(videos["label"], videos[score_column]),
+        "frame": binary_metrics(targets_of(frame_table), frame_table[score_column]),
+        "video": binary_metrics(targets_of(videos), videos[score_column]),
         "video_rule": rule,
     }
 
@@ -415,8 +429,8 @@ def score_faces(model, manifest_df: pd.DataFrame, image_size: int, device="cpu",
                 batch_size: int = 64, amp: bool = True, progress: bool = False) -> pd.DataFrame:
     """One row per face crop with ``prob_fake``: the frame table that ``helpers.evaluation`` expects.
 
-    Columns: video, frame_index (if known), split, label (int, 1 = FAKE),
-    label_name ("REAL"/"FAKE"), crop_path, prob_fake.
+    Columns: video, frame_index (if known), split, target (int, 1 = FAKE),
+    label ("REAL"/"FAKE"), crop_path, prob_fake.
     """
     from .datasets_torch import make_loader
     from .training_torch import predict_probs
@@ -428,8 +442,8 @@ def score_faces(model, manifest_df: pd.DataFrame, image_size: int, device="cpu",
     for column in ("frame_index", "split"):
         if column in table.columns:
             frame[column] = table[column].to_numpy()
-    frame["label"] = table["target"].astype(int).to_numpy()
-    frame["label_name"] = np.where(frame["label"] == 1, "FAKE", "REAL")
+    frame["target"] = table["target"].astype(int).to_numpy()
+    frame["label"] = np.where(frame["target"] == 1, "FAKE", "REAL")
     frame["crop_path"] = table["crop_path"].to_numpy()
     frame["prob_fake"] = probs
     return frame
@@ -451,17 +465,18 @@ def frame_and_video_metrics(frame_table: pd.DataFrame, rule: str = "mean", n_boo
     level: n = videos. Each result says its ``level``; ``n_videos`` is on both.
     """
     videos = video_scores(frame_table, rule=rule)
-    frame = binary_metrics(frame_table["label"], frame_table["prob_fake"], ci=True,
+    frame = binary_metrics(targets_of(frame_table), frame_table["prob_fake"], ci=True,
                                       groups=frame_table["video"], n_boot=n_boot, seed=seed)
-    video = binary_metrics(videos["label"], videos["prob_fake"], ci=True, n_boot=n_boot, seed=seed)
+    video = binary_metrics(targets_of(videos), videos["prob_fake"], ci=True, n_boot=n_boot, seed=seed)
     n_videos = int(len(videos))
     return {"frame": {**frame, "level": "frame", "n_videos": n_videos},
             "video": {**video, "level": "video", "n_videos": n_videos}, "video_rule": rule}
 
 
 def _video_arrays(frame_table: pd.DataFrame, rule: str):
+    targets_of(frame_table)  # a frame table without targets fails here, naming its own columns
     videos = video_scores(frame_table, rule=rule)
-    return videos["label"].to_numpy(), videos["prob_fake"].to_numpy()
+    return targets_of(videos), videos["prob_fake"].to_numpy()
 
 
 def choose_video_rule(comparison: dict, metric: str = "log_loss") -> str:

@@ -48,16 +48,50 @@ def test_confident_rule_uses_confident_fake_frames():
 
 
 def test_video_scores_and_two_level_evaluation():
-    table = pd.DataFrame({"video": ["a", "a", "b", "b", "c"], "label": [1, 1, 0, 0, 1],
+    table = pd.DataFrame({"video": ["a", "a", "b", "b", "c"], "target": [1, 1, 0, 0, 1],
                           "prob_fake": [0.9, 0.7, 0.2, 0.4, 0.6]})
     videos = evaluation.video_scores(table)
-    assert list(videos["video"]) == ["a", "b", "c"]
+    assert list(videos["video"]) == ["a", "b", "c"] and list(videos["target"]) == [1, 0, 1]
     assert np.allclose(videos["prob_fake"], [0.8, 0.3, 0.6])
     assert list(videos["n_faces"]) == [2, 2, 1]
     both = evaluation.evaluate_frames_and_videos(table)
     assert both["frame"]["n"] == 5 and both["video"]["n"] == 3
     with pytest.raises(ValueError):
         evaluation.video_scores(table, rule="median")
+
+
+def test_the_frame_table_holds_the_integer_target_and_the_text_label(tmp_path):
+    import torch
+
+    import fake_crops
+
+    def paint(rng, target, frame, size):
+        return np.full((size, size, 3), 200 if target else 40, dtype=np.uint8)
+
+    manifest = pd.DataFrame(fake_crops.write_crops(tmp_path, paint, videos_per_class=2, faces_per_video=2,
+                                                   crop_size=16, splits=("test",)))
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 1))
+    frame = evaluation.score_faces(model, manifest, 16, amp=False)
+    assert pd.api.types.is_integer_dtype(frame["target"]) and frame["target"].tolist() == manifest["target"].tolist()
+    assert frame["label"].tolist() == manifest["label"].tolist() and set(frame["label"]) == {"REAL", "FAKE"}
+    assert "label_name" not in frame.columns
+    videos = evaluation.video_scores(frame)
+    assert (videos["label"] == np.where(videos["target"] == 1, "FAKE", "REAL")).all() and len(videos) == 4
+    assert evaluation.frame_and_video_metrics(frame, n_boot=20)["video"]["n"] == 4
+
+
+def test_a_table_without_target_is_refused_with_what_to_do():
+    text_only = pd.DataFrame({"video": ["a", "a", "b", "b"], "label": ["FAKE", "FAKE", "REAL", "REAL"],
+                              "method": ["swap", "swap", "real", "real"], "prob_fake": [0.9, 0.7, 0.2, 0.4]})
+    for measure in (evaluation.evaluate_frames_and_videos, evaluation.frame_and_video_metrics,
+                    evaluation.compare_video_rules, lambda t: evaluation.metrics_by_group(t, "method")):
+        with pytest.raises(ValueError, match=r"no 'target' column .*'label', 'method'.*astype\(int\)"):
+            measure(text_only)
+    assert list(evaluation.video_scores(text_only)["label"]) == ["FAKE", "REAL"]  # scores need no target
+    old_style = text_only.assign(label=[1, 1, 0, 0])  # a frame table of the old convention: integer 'label'
+    with pytest.raises(ValueError, match="old name of 'target': rename it"):
+        evaluation.frame_and_video_metrics(old_style)
 
 
 def test_roc_points_span_unit_square():
@@ -112,7 +146,7 @@ def test_binary_metrics_with_ci_and_format():
 
 def test_metrics_by_group_scores_each_method_against_all_reals():
     table = pd.DataFrame({
-        "label": [0, 0, 0, 0, 1, 1, 1, 1],
+        "target": [0, 0, 0, 0, 1, 1, 1, 1],
         "method": ["real"] * 4 + ["easy"] * 2 + ["hard"] * 2,
         "prob_fake": [0.1, 0.2, 0.3, 0.4, 0.9, 0.8, 0.25, 0.15],
     })

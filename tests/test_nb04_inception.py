@@ -36,7 +36,7 @@ def test_the_model_learned_something(result):
     evaluation.learning_check (the check tests/test_training_torch.py shows failing on shuffled labels)."""
     test = _scores(result, "test")
     losses = result["clean_train_loss"]  # on clean training faces, before training and after its last epoch
-    check = evaluation.learning_check(losses, test["label"], test["prob_fake"], groups=test["video"], level="frame")
+    check = evaluation.learning_check(losses, test["target"], test["prob_fake"], groups=test["video"], level="frame")
     evaluation.assert_learned(check)
     printed = result["learning_check"]
     assert {k: check[k] for k in LEARNING_KEYS} == {k: printed[k] for k in LEARNING_KEYS}

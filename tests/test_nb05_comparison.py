@@ -120,7 +120,7 @@ def test_ensemble_is_the_mean_of_the_video_probabilities(result):
     probs = pd.DataFrame(result["test_video_probabilities"])
     assert set(ALL_ROWS[:-1]) <= set(probs.columns) and len(probs) == result["n_videos"]["test"]
     mean = probs[ALL_ROWS[:-1]].mean(axis=1)
-    accuracy = float(((mean >= 0.5).astype(int) == probs["label"]).mean())
+    accuracy = float(((mean >= 0.5).astype(int) == probs["target"]).mean())
     assert accuracy == pytest.approx(result["table"]["ensemble"]["test_accuracy"])
     assert result["test_ensemble"]["video"]["roc_auc_ci"] == result["table"]["ensemble"]["test_roc_auc_ci"]
 
@@ -131,18 +131,18 @@ def test_per_method_auc_of_every_model(result):
     methods = data_sources.load_dataset(result["paths"]["dataset"], probe=False).set_index("name")["method"]
     probs = pd.DataFrame(result["test_video_probabilities"]).set_index("video")
     probs["method"] = probs.index.map(methods)
-    fakes = probs[probs["label"] == 1]
+    fakes = probs[probs["target"] == 1]
     assert result["test_fake_methods"] == fakes["method"].value_counts().to_dict()
     assert set(result["per_method"]) == set(ALL_ROWS)
     for name in ALL_ROWS[:-1]:
         rows = {row["method"]: row for row in result["per_method"][name]}
         assert set(rows) == set(result["test_fake_methods"])
         for method, row in rows.items():
-            part = probs[(probs["label"] == 0) | (probs["method"] == method)]
-            assert row["n_fake"] == int((part["label"] == 1).sum()) and row["n_real"] == result["test_classes"]["real"]
+            part = probs[(probs["target"] == 0) | (probs["method"] == method)]
+            assert row["n_fake"] == int((part["target"] == 1).sum()) and row["n_real"] == result["test_classes"]["real"]
             assert row["level"] == "video" and len(row["roc_auc_ci"]) == 2
-            assert row["roc_auc"] == pytest.approx(roc_auc_score(part["label"], part[name]))
-            caught = float((part.loc[part["label"] == 1, name] >= 0.5).mean())
+            assert row["roc_auc"] == pytest.approx(roc_auc_score(part["target"], part[name]))
+            caught = float((part.loc[part["target"] == 1, name] >= 0.5).mean())
             assert row["detected"] == pytest.approx(caught)
 
 

@@ -79,7 +79,7 @@ def test_tta_table_with_intervals_and_the_paired_change(recorded):
 
 def test_hand_written_gradcam_equals_the_library(recorded):
     check = recorded["gradcam"]["hand_vs_library"]
-    assert check["layer"] == "block8.branch1[-1]" and check["label"] == 1  # a FAKE test face
+    assert check["layer"] == "block8.branch1[-1]" and check["target"] == 1  # a FAKE test face
     assert check["max_abs_difference"] < 1e-4
     assert check["map_std"] > 0.01, "the explained face's map is flat: nothing to compare"
 

@@ -93,16 +93,17 @@ def test_predict_probs_are_probabilities_in_table_order(manifest):
     assert np.allclose(training_torch.predict_probs(model, (b[0] for b in loader)), probs, atol=1e-6)
     frame = evaluation.score_faces(model, test, 32)
     assert list(frame["video"]) == list(test["video"])
-    assert frame["label"].tolist() == test["target"].tolist() and np.allclose(frame["prob_fake"], probs, atol=1e-6)
+    assert frame["target"].tolist() == test["target"].tolist() and np.allclose(frame["prob_fake"], probs, atol=1e-6)
+    assert frame["label"].tolist() == test["label"].tolist()  # the text, as in the manifest
 
 
 def test_video_rules_compared_and_the_better_one_chosen():
     # Fakes that show in few frames: the confident rule separates them, the mean barely does.
     rows = []
     for v in range(6):
-        label = v % 2
-        scores = [0.95, 0.9] + [0.3] * 8 if label else [0.1] * 10
-        rows += [{"video": f"v{v}", "label": label, "prob_fake": s} for s in scores]
+        target = v % 2
+        scores = [0.95, 0.9] + [0.3] * 8 if target else [0.1] * 10
+        rows += [{"video": f"v{v}", "target": target, "prob_fake": s} for s in scores]
     table = pd.DataFrame(rows)
     comparison = evaluation.compare_video_rules(table)
     assert set(comparison) == {"mean", "confident"}
@@ -165,7 +166,7 @@ def _recording(loader, model, loss_fn, losses):
 
 
 def test_frame_and_video_metrics_carry_level_n_and_intervals():
-    rows = [{"video": f"v{v}", "label": v % 2, "prob_fake": 0.2 + 0.6 * (v % 2) + 0.01 * f}
+    rows = [{"video": f"v{v}", "target": v % 2, "prob_fake": 0.2 + 0.6 * (v % 2) + 0.01 * f}
             for v in range(6) for f in range(4)]
     out = evaluation.frame_and_video_metrics(pd.DataFrame(rows), rule="mean", n_boot=200)
     frame, video = out["frame"], out["video"]
@@ -229,7 +230,7 @@ def _train_and_check(table, targets=None):
     loader = datasets_torch.make_loader(train, 32, batch_size=8, train=True, augment=False, seed=0)
     history = training_torch.train_classifier(model, loader, None, epochs=10, lr=0.02, progress=False, seed=0)
     scores = evaluation.score_faces(model, held_out, 32)
-    return evaluation.learning_check(history["train_loss"], scores["label"], scores["prob_fake"],
+    return evaluation.learning_check(history["train_loss"], scores["target"], scores["prob_fake"],
                                      groups=scores["video"], level="frame", n_boot=500)
 
 

@@ -24,8 +24,10 @@ Sources (``prepare_dataset(source=...)``):
 
 Splits are video-disjoint, keep every fake in the same split as its original
 (and, for the sample, one identity's clips together), are stratified by label
-and seeded; :mod:`helpers.metadata` reads and writes the format and makes and checks
-the splits for every source (:func:`helpers.metadata.check_splits` verifies them from the data).
+and seeded. :func:`prepare_dataset` makes them for every source in one place,
+:func:`helpers.metadata.split_entries`, after the source has its videos and labels;
+:mod:`helpers.metadata` also reads and writes the format, and
+:func:`helpers.metadata.check_splits` verifies a split from the data.
 """
 from __future__ import annotations
 
@@ -44,8 +46,8 @@ import numpy as np
 from . import config, environment, safe_io
 from .kaggle_data import KAGGLE_PREFIX, fetch_kaggle_archive
 from .video_frames import VIDEO_EXTENSIONS
-from .metadata import (DEFAULT_FRACTIONS, DEFAULT_SEED, LABELS, SPLITS, DatasetError, assign_splits, dataset_error,
-                       parse_metadata, problem_message, read_metadata, read_metadata_json, split_groups,
+from .metadata import (DEFAULT_FRACTIONS, DEFAULT_SEED, LABELS, SPLITS, DatasetError, dataset_error, parse_metadata,
+                       problem_message, read_metadata, read_metadata_json, split_entries, split_groups,
                        split_warnings, write_metadata)
 
 # How many videos of a downloaded / own dataset each profile uses (None = all of them).
@@ -323,10 +325,7 @@ def _prepare_from_folder(video_root: Path, out_dir: Path, source: str, seed: int
         for p in video_problems:
             print("  -", p)
     _check_both_labels(entries, video_root, video_problems)
-    if not (keep_splits and all(e.get("split") in SPLITS for e in entries.values())):
-        splits = assign_splits(entries, fractions=fractions, seed=seed)
-        for name, split in splits.items():
-            entries[name]["split"] = split
+    entries = split_entries(entries, fractions=fractions, seed=seed, keep_given=keep_splits)
     entries = _subset(entries, max_videos, seed)
     warnings = split_warnings(entries, fractions)
     for warning in warnings:
@@ -630,10 +629,24 @@ def _prepare_sample(profile: str, progress: bool = True, **overrides) -> Path:
     out = config.data_dir() / "sample" / name
     generation = sample_data.read_generation(out) if (out / "metadata.json").exists() else None
     wanted = {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()}
-    if generation and generation.get("settings") == wanted and \
-            generation.get("generator_version") == sample_data.GENERATOR_VERSION:
+    if not (generation and generation.get("settings") == wanted and
+            generation.get("generator_version") == sample_data.GENERATOR_VERSION):
+        sample_data.generate_sample(out, profile, progress=progress, **overrides)
+    return _split_sample(out, settings)
+
+
+def _split_sample(out: Path, settings: dict) -> Path:
+    """Give a generated sample its splits, once: an identity's clips (and each fake with its original)
+    share a split, so no face is seen in training and again at test time."""
+    from . import sample_data
+
+    entries = read_metadata(out / "metadata.json")
+    if all(e.get("split") in SPLITS for e in entries.values()):
         return out
-    return sample_data.generate_sample(out, profile, progress=progress, **overrides)
+    groups = {name: video["group"] for name, video in sample_data.read_generation(out)["videos"].items()}
+    write_metadata(out / "metadata.json", split_entries(entries, fractions=settings["fractions"],
+                                                        seed=settings["seed"], groups=groups))
+    return out
 
 
 def _video_root(dataset_dir: Path) -> Path:

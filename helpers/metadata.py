@@ -216,6 +216,22 @@ def assign_splits(entries: dict, fractions=DEFAULT_FRACTIONS, seed: int = DEFAUL
     return {name: SPLITS[s] for s in range(3) for comp in placed[s] for name in comp}
 
 
+def split_entries(entries: dict, fractions=DEFAULT_FRACTIONS, seed: int = DEFAULT_SEED, groups: dict | None = None,
+                  keep_given: bool = False) -> dict:
+    """A copy of ``entries`` with each video's ``split``: where every source's splits are made.
+
+    :func:`helpers.data_sources.prepare_dataset` calls it for each source (the
+    built-in sample with its identities as ``groups``). With ``keep_given``,
+    the splits the entries already carry are kept when every entry has one (a
+    metadata.json of your own may bring its split); otherwise
+    :func:`assign_splits` makes them.
+    """
+    if keep_given and entries and all(e.get("split") in SPLITS for e in entries.values()):
+        return {name: dict(e) for name, e in entries.items()}
+    splits = assign_splits(entries, fractions=fractions, seed=seed, groups=groups)
+    return {name: {**e, "split": splits[name]} for name, e in entries.items()}
+
+
 def check_splits(df, groups: dict | None = None) -> dict:
     """Verify a split from the data (booleans computed, nothing assumed).
 

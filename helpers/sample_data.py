@@ -1327,13 +1327,14 @@ def generate_sample(out_dir, profile: str = "standard", progress: bool = True, *
     landscape size; a ``portrait_fraction`` of the real clips, and their fakes,
     are rotated to height x width), ``seconds`` (a number or a (min, max)
     range), ``fps``, ``n_identities``, ``seed``, ``difficulty`` (:data:`DIFFICULTIES`) and
-    ``fractions`` (train, val, test shares of the split).
+    ``fractions`` (train, val, test shares, which the split of :func:`helpers.data_sources.prepare_dataset` uses).
 
-    Writes the videos, ``metadata.json`` (``{"name.mp4": {"label", "split",
-    "original"}}``, fakes also ``method`` and ``difficulty``; splits from :func:`helpers.metadata.assign_splits`,
-    one identity's clips and every fake with its original in the same split),
-    ``generation.json`` (settings, the photos and their licences, per-video details
-    -- nuisances, method, the box of the changed region per frame -- and timings) and
+    Writes the videos, ``metadata.json`` (``{"name.mp4": {"label", "original"}}``,
+    fakes also ``method`` and ``difficulty``; no splits yet:
+    :func:`helpers.data_sources.prepare_dataset` assigns them, as for every
+    source, with each video's identity ``group``), ``generation.json`` (settings,
+    the photos and their licences, per-video details -- identity group,
+    nuisances, method, the box of the changed region per frame -- and timings) and
     ``video_info.json`` (size, fps, frames). The folder is built under a
     temporary name and renamed when complete, so an interrupted run leaves no
     half-made dataset behind.
@@ -1362,10 +1363,6 @@ def generate_sample(out_dir, profile: str = "standard", progress: bool = True, *
     for v in videos:
         if v["label"] == "FAKE":
             entries[v["name"]].update(method=v["method"], difficulty=v["difficulty"])
-    splits = metadata.assign_splits(entries, fractions=settings["fractions"], seed=settings["seed"],
-                           groups={v["name"]: v["group"] for v in videos})
-    for name in entries:
-        entries[name]["split"] = splits[name]
     metadata.write_metadata(work / "metadata.json", entries)
     video_info = {}
     for name, d in details.items():

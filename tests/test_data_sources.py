@@ -240,6 +240,18 @@ def test_extra_groups_and_small_sets_fill_every_split():
     assert len({grouped[k] for k in groups}) == 1
 
 
+def test_split_entries_is_assign_splits_and_keeps_given_splits_only_when_asked():
+    entries = dfdc_like_entries()
+    split = metadata.split_entries(entries, seed=1)
+    assert {n: e["split"] for n, e in split.items()} == metadata.assign_splits(entries, seed=1)
+    assert all("split" not in e for e in entries.values())  # a copy: the caller's entries are unchanged
+    given = {n: {**e, "split": "test"} for n, e in entries.items()}
+    assert {e["split"] for e in metadata.split_entries(given, seed=1, keep_given=True).values()} == {"test"}
+    assert len({e["split"] for e in metadata.split_entries(given, seed=1).values()}) == 3
+    given["r000.mp4"].pop("split")  # one video without a split: the whole set is split again
+    assert len({e["split"] for e in metadata.split_entries(given, seed=1, keep_given=True).values()}) == 3
+
+
 def test_check_splits_catches_leaks(tmp_path):
     a, b, c = (tiny_video(tmp_path / f"{n}.mp4", value=i) for i, n in enumerate("abc"))
     copy = tmp_path / "copy_of_a.mp4"

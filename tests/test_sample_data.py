@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import data_sources, sample_data
+from helpers import data_sources, metadata, sample_data
 
 TINY = dict(n_real=3, n_fake=3, n_noface=1, width=160, height=120, seconds=0.4, fps=10,
             portrait_fraction=0.34, n_identities=3)
@@ -122,26 +122,40 @@ def test_generate_sample_is_deterministic_and_consistent(tmp_path):
     labels = [e["label"] for e in meta.values()]
     assert labels.count("FAKE") == 3 and labels.count("REAL") == 4
     for name, entry in meta.items():
-        assert entry["split"] in ("train", "val", "test")
+        assert entry["split"] is None  # the generator makes videos; prepare_dataset splits them (below)
         if entry["label"] == "FAKE":
             assert meta[entry["original"]]["label"] == "REAL"
-            assert meta[entry["original"]]["split"] == entry["split"]
         else:
             assert entry["original"] is None
     generation = json.loads((one / "generation.json").read_text())
     videos = generation["videos"]
     assert sum(not v["has_face"] for v in videos.values()) == 1
     assert any(v["height"] > v["width"] for v in videos.values())  # a portrait clip and its fake
-    # an identity's clips share one split
-    split_of_group = {}
-    for name, v in videos.items():
-        split_of_group.setdefault(v["group"], set()).add(meta[name]["split"])
-    assert all(len(s) == 1 for s in split_of_group.values())
     df = data_sources.load_dataset(one)
     assert set(df.columns) >= {"name", "path", "label", "target", "split", "original", "width", "height",
                                "fps", "n_frames", "duration_s", "size_bytes"}
     assert (df["n_frames"] == 4).all()
     assert not (tmp_path / "one.partial").exists()
+
+
+def test_prepare_dataset_splits_the_sample_by_identity_and_original():
+    folder = data_sources.prepare_dataset("sample", "smoke", progress=False, seed=5, **TINY)
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert {e["split"] for e in meta.values()} <= {"train", "val", "test"}
+    assert None not in {e["split"] for e in meta.values()}
+    for entry in meta.values():
+        if entry["label"] == "FAKE":
+            assert meta[entry["original"]]["split"] == entry["split"]
+    groups = {name: v["group"] for name, v in sample_data.read_generation(folder)["videos"].items()}
+    split_of_group = {}
+    for name, group in groups.items():
+        split_of_group.setdefault(group, set()).add(meta[name]["split"])
+    assert all(len(s) == 1 for s in split_of_group.values())  # an identity's clips share one split
+    # the split is the one metadata.split_entries makes from the identities, and it is made once
+    entries = {name: {k: v for k, v in e.items() if k != "split"} for name, e in meta.items()}
+    expected = metadata.split_entries(entries, fractions=sample_data.sample_settings("smoke")["fractions"], seed=5,
+                                      groups=groups)
+    assert {n: e["split"] for n, e in expected.items()} == {n: e["split"] for n, e in meta.items()}
 
 
 def test_prepare_sample_is_cached(monkeypatch):

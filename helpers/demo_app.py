@@ -9,8 +9,10 @@ Start it with one command (``make demo`` runs the same)::
 then open http://127.0.0.1:7860. The page has two tabs. *Picture*: upload a
 photo; every face gets a box, a REAL/FAKE verdict with both confidences, and a
 Grad-CAM heat map of where the model looked. *Video*: upload a clip (up to
-``inference.MAX_VIDEO_SECONDS``); evenly spaced frames are scored and drawn as
-a timeline, and the frame scores are combined into one verdict for the video.
+``inference.MAX_VIDEO_SECONDS``); in evenly spaced frames the face of one
+person (the most confidently detected, followed from frame to frame, as the
+model's training crops were made) is scored, the scores are drawn as a
+timeline and combined into one verdict for the video.
 
 All the work is done by :mod:`helpers.inference` (the same functions notebook 07
 calls); this module only lays out the page. Problems with an upload (no face, a
@@ -43,7 +45,8 @@ INTRO = """\
 Upload a **picture** or a **video** with a face. The model (InceptionResnetV1, trained in
 notebook 04 of the course) scores each face: the probability that it is **fake**. The heat map
 (Grad-CAM) shows which parts of the face pushed the score up. A video is judged on
-evenly spaced frames, combined into one verdict.
+evenly spaced frames, combined into one verdict; it follows one person, the most clearly
+detected face (to judge someone else, crop the video to that person).
 
 *A teaching model, trained on a small data set: do not rely on it for real decisions.*
 """
@@ -119,7 +122,8 @@ def _details(result, kind: str) -> str:
             lines.append(f"- face {k}: {face.verdict} ({face.prob_fake:.3f}), detector confidence {face.detection_prob:.2f}")
     else:
         lines.append(f"{result.n_frames_with_face} of {len(result.frame_indices)} sampled frames show a face; "
-                     f"the video's score applies the '{result.rule}' rule to their scores; "
+                     f"the face followed through the video is scored in each, and the video's score applies "
+                     f"the '{result.rule}' rule to those scores; "
                      f"analysed in {result.seconds:.1f} s.")
     lines += [f"\n*{html.escape(note)}*" for note in result.notes]
     return "\n".join(lines)
@@ -216,7 +220,7 @@ def build_app(predictor: inference.Predictor, n_frames: int = inference.DEFAULT_
                     with gr.Column():
                         video_label = gr.Label(label="Verdict for the video", num_top_classes=2,
                                                elem_id="video-label")
-                        video_cam = gr.Image(label="Explanation (Grad-CAM, most suspicious face)",
+                        video_cam = gr.Image(label="Explanation (Grad-CAM, face in the most suspicious frame)",
                                              interactive=False, elem_id="video-explanation")
                         video_timeline = gr.LinePlot(x="time_s", y="prob_fake", y_lim=[0, 1],
                                                      x_title="time (s)", y_title="P(fake)",

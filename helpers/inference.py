@@ -4,7 +4,8 @@ The steps are the course's pipeline, each done by the module that owns it::
 
     check the file   (here: type, size, length, readable)
     read frames      helpers.video_frames   evenly spaced frames of a video
-    find faces       helpers.face_detector  MTCNN boxes, landmarks and square crops
+    find faces       helpers.face_detector  MTCNN boxes, landmarks and square crops; in a video,
+                                            one person followed from frame to frame (track_faces)
     score faces      helpers.models_torch   a checkpoint of notebook 04 -> P(fake) per face
     explain          helpers.explain        Grad-CAM heat map over each face
     one video score  helpers.evaluation     frame scores -> one score per video
@@ -25,8 +26,9 @@ for the person who uploaded the file; the demo shows that message as it is.
 Memory stays bounded whatever is uploaded: pictures and video frames have a
 pixel budget, video frames larger than ``WORK_FRAME_PIXELS`` are scaled down as
 soon as they are decoded, and a video is analysed ``FRAMES_IN_MEMORY`` frames
-at a time, so one request never holds more than that many frames (plus the
-frame shown as the most suspicious one).
+at a time, so one request never holds more than that many frames: only the
+faces found in them are kept, and the one frame shown at the end (that of the
+most suspicious tracked face) is decoded again.
 """
 from __future__ import annotations
 
@@ -221,10 +223,12 @@ def probe_video(path):
     return info
 
 
-def fit_pixels(frame: np.ndarray, max_pixels: int = WORK_FRAME_PIXELS) -> np.ndarray:
-    """``frame`` scaled down (same aspect ratio, area interpolation) to at most ``max_pixels``; as is if smaller."""
+def fit_pixels(frame: np.ndarray, max_pixels: int | None = None) -> np.ndarray:
+    """``frame`` scaled down (same aspect ratio, area interpolation) to at most ``max_pixels``
+    (None: ``WORK_FRAME_PIXELS`` as it is set now); as is if smaller."""
     import cv2
 
+    max_pixels = WORK_FRAME_PIXELS if max_pixels is None else max_pixels
     height, width = frame.shape[:2]
     if height * width <= max_pixels:
         return frame
@@ -323,18 +327,23 @@ class ImagePrediction(_Verdict):
 
 @dataclass
 class VideoPrediction(_Verdict):
-    """Per-frame scores of a video, and its verdict."""
+    """Per-frame scores of a video, and its verdict.
+
+    The video is judged on one person, tracked through the sampled frames as in
+    training (see :meth:`Predictor.predict_video`): ``faces`` and the frame
+    scores are that person's.
+    """
 
     path: Path
     info: object               # helpers.video_frames.VideoInfo: n_frames, fps, width, height, duration_s
     frame_indices: list        # the frames that were sampled
     times_s: list              # their time stamps
-    frame_probs: list          # P(fake) per sampled frame (its most suspicious face), None = no face
-    faces: list                # FacePrediction for every face found, in frame order
+    frame_probs: list          # P(fake) per sampled frame (its tracked face), None = no face
+    faces: list                # FacePrediction of the tracked face, one per frame with a face, in frame order
     prob_fake: float           # the video's score (rule applied to the frame scores)
     rule: str
-    explained: FacePrediction | None = None  # the most suspicious face, with its Grad-CAM
-    annotated: np.ndarray | None = None      # the frame of that face, boxes drawn
+    explained: FacePrediction | None = None  # the most suspicious tracked face, with its Grad-CAM
+    annotated: np.ndarray | None = None      # the frame of that face, its box drawn (other faces grey)
     seconds: float = 0.0
     notes: list = field(default_factory=list)
     threshold: float = THRESHOLD
@@ -372,8 +381,16 @@ class VideoPrediction(_Verdict):
 # Drawing
 
 
-def annotate(image: np.ndarray, faces: list) -> np.ndarray:
-    """Draw each face's box and verdict ("FAKE 0.87") on a copy of the picture."""
+OTHER_FACE_COLOUR = (150, 150, 150)  # a face the video's verdict does not follow (grey, see predict_video)
+
+
+def annotate(image: np.ndarray, faces: list, others: list = ()) -> np.ndarray:
+    """Draw each face's box and verdict ("FAKE 0.87") on a copy of the picture.
+
+    ``others``: faces that were found but not judged (anything with a ``.box``,
+    e.g. the people a video's track does not follow); drawn with a thin grey
+    box labelled "not judged".
+    """
     from PIL import Image, ImageDraw, ImageFont
 
     picture = Image.fromarray(image).convert("RGB")
@@ -381,15 +398,19 @@ def annotate(image: np.ndarray, faces: list) -> np.ndarray:
     scale = max(picture.size) / 600
     width = max(2, int(round(3 * scale)))
     font = ImageFont.load_default(size=max(12, int(round(18 * scale))))
-    for face in faces:
+
+    def box(face, colour, text, line):
         x1, y1, x2, y2 = (float(v) for v in face.box)
-        colour = (220, 40, 40) if face.label == "FAKE" else (40, 170, 70)
-        draw.rectangle([x1, y1, x2, y2], outline=colour, width=width)
-        text = f"{face.label} {face.prob_fake:.2f}"
+        draw.rectangle([x1, y1, x2, y2], outline=colour, width=line)
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
         text_y = y1 - (bottom - top) - 2 * width if y1 - (bottom - top) - 2 * width > 0 else y2 + width
         draw.rectangle([x1, text_y, x1 + (right - left) + 2 * width, text_y + (bottom - top) + 2 * width], fill=colour)
         draw.text((x1 + width, text_y + width - top), text, fill=(255, 255, 255), font=font)
+
+    for face in others:
+        box(face, OTHER_FACE_COLOUR, "not judged", max(1, width // 2))
+    for face in faces:
+        box(face, (220, 40, 40) if face.label == "FAKE" else (40, 170, 70), f"{face.label} {face.prob_fake:.2f}", width)
     return np.asarray(picture)
 
 
@@ -524,7 +545,9 @@ class Predictor:
 
         Raises DemoInputError when the file cannot be used or holds no face.
         With several faces, each is scored; the picture's verdict follows the
-        most suspicious one.
+        most suspicious one. Videos differ (:meth:`predict_video` follows one
+        person, as in training): a picture has no frames to track a person
+        through, and no face in it is more "the" subject than another.
         """
         with self._lock:
             start = time.perf_counter()
@@ -563,17 +586,25 @@ class Predictor:
                       rule: str | None = None) -> VideoPrediction:
         """Score ``n_frames`` evenly spaced frames of a video and combine them into one verdict.
 
-        Each sampled frame gets the score of its most suspicious face (frames
-        without a face are skipped); the video's score applies ``rule`` (see
-        helpers.evaluation.AGGREGATORS) to those frame scores. With
-        ``explain``, the most suspicious face gets a Grad-CAM overlay.
+        A video is judged on one person, the way the model was trained
+        (notebook 02 kept one face per frame): helpers.face_detector.track_faces starts
+        at the most confidently detected face of the sampled frames and follows
+        that person from frame to frame (nearest box centre). Each sampled frame
+        gets the score of its tracked face; frames without a face are skipped;
+        the video's score applies ``rule`` (see helpers.evaluation.AGGREGATORS)
+        to those frame scores. Other faces are found but not scored (a note
+        says so: crop the video to judge another person). With ``explain``,
+        the most suspicious tracked face gets a Grad-CAM overlay.
 
-        Frames are decoded, scaled to at most ``WORK_FRAME_PIXELS`` and analysed
-        ``FRAMES_IN_MEMORY`` at a time; only the face crops and the frame of the
-        most suspicious face are kept. A video that is damaged part-way is
-        judged on the frames before the damage, and a note says so.
+        Frames are decoded, scaled to at most ``WORK_FRAME_PIXELS`` and searched
+        for faces ``FRAMES_IN_MEMORY`` at a time, then dropped: only the
+        detections (boxes and small face crops) are kept. The one frame shown,
+        that of the most suspicious tracked face, is decoded again at the end.
+        A video that is damaged part-way is judged on the frames before the
+        damage, and a note says so.
         """
         from . import evaluation
+        from .face_detector import track_faces
         from .video_frames import VideoReadError, sample_frame_indices
 
         rule = rule or self.rule
@@ -598,21 +629,30 @@ class Predictor:
             if not state.indices:
                 raise DemoInputError(f"No frame of {path.name} could be decoded: the file may be corrupt. "
                                      "Try another file, or re-encode it as H.264 MP4.")
-            if not state.crops:
+            if not any(state.detections):
                 raise DemoInputError(f"No face found in any of the {len(state.indices)} frames sampled from "
                                      f"{path.name}. Use a video where a face is clearly visible, or sample more frames.")
-            probs = np.asarray(state.probs)
-            faces = [FacePrediction(box=tuple(float(v) for v in f.box), detection_prob=float(f.prob),
-                                    prob_fake=float(p), crop=c, frame_index=i, time_s=i / fps,
+            tracked = track_faces(state.detections)  # one face per frame, the same person throughout
+            followed = [k for k, face in enumerate(tracked) if face is not None]
+            crops = [np.asarray(tracked[k].crop) for k in followed]
+            probs = self.score_faces(crops)
+            faces = [FacePrediction(box=tuple(float(v) for v in tracked[k].box),
+                                    detection_prob=float(tracked[k].prob), prob_fake=float(p), crop=crop,
+                                    frame_index=state.indices[k], time_s=state.indices[k] / fps,
                                     threshold=self.threshold, band=self.band)
-                     for (f, i), p, c in zip(state.found, probs, state.crops)]
-            scored = [p for p in state.frame_probs if p is not None]
+                     for k, p, crop in zip(followed, probs, crops)]
+            frame_probs = [None] * len(state.indices)
+            for k, face in zip(followed, faces):
+                frame_probs[k] = face.prob_fake
+            scored = [p for p in frame_probs if p is not None]
             video_prob = float(evaluation.AGGREGATORS[rule](scored))
             top = int(np.argmax(probs))
             explained = faces[top]
             if explain:
                 explained.overlay = self.explain_faces([explained.crop])[0]
-            in_that_frame = [f for f, o in zip(faces, state.owners) if o == state.owners[top]]
+            shown = followed[top]
+            others = [face for face in state.detections[shown] if face is not tracked[shown]]
+            frame = _decoded_frame(path, state.indices[shown])
             notes = []
             if damage is not None:
                 notes.append(f"Only {len(state.indices)} of the {len(indices)} sampled frames could be decoded: the "
@@ -628,14 +668,16 @@ class Predictor:
             if state.scaled_from:
                 notes.append(f"Frames of {state.scaled_from[0]} x {state.scaled_from[1]} pixels were scaled down to "
                              f"{state.scaled_to[0]} x {state.scaled_to[1]} for the analysis.")
-            most = max(state.faces_per_frame, default=0)
+            most = max(len(found) for found in state.detections)
             if most > 1:
-                notes.append(f"Up to {most} faces per frame: each is scored, and each frame counts its most "
-                             "suspicious face.")
+                notes.append(f"Up to {most} faces were seen per frame. As in training (notebook 02), the verdict "
+                             "follows one person: the most confidently detected face, tracked from frame to frame; "
+                             "the other faces (grey boxes) are not judged. To judge another person, crop the video "
+                             "to that person and upload it again.")
             return VideoPrediction(
                 path=path, info=info, frame_indices=state.indices, times_s=[i / fps for i in state.indices],
-                frame_probs=state.frame_probs, faces=faces, prob_fake=video_prob, rule=rule, explained=explained,
-                annotated=annotate(state.best_frame, in_that_frame), seconds=time.perf_counter() - start,
+                frame_probs=frame_probs, faces=faces, prob_fake=video_prob, rule=rule, explained=explained,
+                annotated=annotate(frame, [explained], others), seconds=time.perf_counter() - start,
                 notes=notes, threshold=self.threshold, band=self.band, warnings=self._video_warnings(faces))
 
     def _video_warnings(self, faces: list) -> list:
@@ -647,31 +689,14 @@ class Predictor:
         return self.face_warnings((0.0, 0.0, middle[0], middle[0]), middle[1])
 
     def _analyse_chunk(self, chunk: list, state: "_VideoState") -> None:
-        """Detect and score the faces of a few decoded frames; keep the crops, drop the frames
-        (except the one holding the most suspicious face so far)."""
+        """Find the faces of a few decoded frames and keep them (boxes and small crops), not the frames."""
         frames = [frame for _, frame, _ in chunk]
         detections = self._detect(frames)
-        first_crop = len(state.crops)
-        for (index, frame, original), frame_faces in zip(chunk, detections):
+        for (index, frame, original), found in zip(chunk, detections):
             if original != (frame.shape[1], frame.shape[0]):
                 state.scaled_from, state.scaled_to = original, (frame.shape[1], frame.shape[0])
-            owner = len(state.indices)
             state.indices.append(index)
-            state.frame_probs.append(None)
-            state.faces_per_frame.append(len(frame_faces))
-            for face in frame_faces:
-                state.crops.append(np.asarray(face.crop))
-                state.owners.append(owner)
-                state.found.append((face, index))
-        new_probs = self.score_faces(state.crops[first_crop:])
-        state.probs.extend(float(p) for p in new_probs)
-        for k, p in enumerate(new_probs, start=first_crop):
-            owner = state.owners[k]
-            previous = state.frame_probs[owner]
-            state.frame_probs[owner] = float(p) if previous is None else max(previous, float(p))
-            if p > state.best_prob:
-                state.best_prob = float(p)
-                state.best_frame = frames[owner - (len(state.indices) - len(chunk))]
+            state.detections.append(list(found))
 
     # -- either -------------------------------------------------------------------------------
 
@@ -685,27 +710,22 @@ class Predictor:
 
 @dataclass
 class _VideoState:
-    """What predict_video keeps while it walks through a video's frames."""
+    """What predict_video keeps while it walks through a video's frames: what was found, never a frame."""
 
     indices: list = field(default_factory=list)       # sampled frames decoded so far
-    frame_probs: list = field(default_factory=list)   # per decoded frame: its most suspicious face, or None
-    faces_per_frame: list = field(default_factory=list)
-    crops: list = field(default_factory=list)         # every face crop (small: the model's input size)
-    owners: list = field(default_factory=list)        # position in ``indices`` of each crop's frame
-    found: list = field(default_factory=list)         # (face_detector.Face, frame index) per crop
-    probs: list = field(default_factory=list)         # P(fake) per crop
-    best_prob: float = -1.0
-    best_frame: np.ndarray | None = None               # the frame of the most suspicious face so far
+    detections: list = field(default_factory=list)    # per decoded frame: its faces (face_detector.Face: box, confidence and
+    #                                                   a crop at the model's input size), most confident first
     scaled_from: tuple | None = None
     scaled_to: tuple | None = None
 
 
-def _frame_chunks(path: Path, indices: list, size: int):
+def _frame_chunks(path: Path, indices: list, size: int, threads: int | None = None):
     """Lists of at most ``size`` decoded frames, each ``(index, frame, (width, height) as decoded)``; the
-    frame itself is scaled down to ``WORK_FRAME_PIXELS`` when it is larger."""
+    frame itself is scaled down to ``WORK_FRAME_PIXELS`` when it is larger. ``threads``: decoder threads
+    (None: up to 4; each holds a frame of its own)."""
     from . import video_frames
 
-    threads = max(1, min(4, os.cpu_count() or 1))  # each decoder thread holds a frame of its own
+    threads = threads or max(1, min(4, os.cpu_count() or 1))
     chunk = []
     try:
         for index, frame in video_frames.iter_frames_by_index(path, indices, threads=threads):
@@ -720,6 +740,19 @@ def _frame_chunks(path: Path, indices: list, size: int):
         raise
     if chunk:
         yield chunk
+
+
+def _decoded_frame(path: Path, index: int) -> np.ndarray:
+    """Frame ``index`` of a video decoded again, scaled as for the analysis (so that its boxes fit)."""
+    from .video_frames import VideoReadError
+
+    try:
+        for chunk in _frame_chunks(path, [index], 1, threads=1):  # one frame: one decoder thread is enough
+            return chunk[0][1]
+    except (VideoReadError, FileNotFoundError) as error:
+        raise DemoInputError(upload_message(error, path)) from None
+    raise DemoInputError(f"Frame {index} of {path.name} could not be decoded a second time. Try again, or "
+                         "re-encode the video as H.264 MP4.")
 
 
 def load_predictor(checkpoint=None, device: str = "auto", **options) -> Predictor:

@@ -141,11 +141,11 @@ def picture_verdict(result, title: str = ""):
 
 
 def video_verdict(result, title: str = ""):
-    """Per-frame P(fake) with the video's score, the most suspicious frame and its Grad-CAM."""
+    """Per-frame P(fake) of the tracked face with the video's score, the most suspicious frame and its Grad-CAM."""
     plt = _plt()
     table = result.timeline_table()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), gridspec_kw={"width_ratios": [2.4, 1.3, 1]})
-    axes[0].plot(table["time_s"], table["prob_fake"], "o-", label="frame (most suspicious face)")
+    axes[0].plot(table["time_s"], table["prob_fake"], "o-", label="frame (the tracked face)")
     axes[0].axhline(result.prob_fake, color="tab:red", linestyle="--",
                     label=f"video score ({result.rule}) = {result.prob_fake:.2f}")
     axes[0].axhline(result.threshold, color="grey", linewidth=0.8, label="threshold")

@@ -174,6 +174,8 @@ def test_video_prediction(predictor, inputs):
     assert result.label in ("REAL", "FAKE") and sum(result.confidences.values()) == pytest.approx(1.0)
     assert all(f.frame_index in result.frame_indices for f in result.faces)
     assert result.overlay is not None and result.overlay.dtype == np.uint8
+    assert result.annotated.shape == (240, 320, 3)  # the clip's frame, decoded again for the picture
+    assert result.explained.frame_index in result.frame_indices
     table = result.timeline_table()
     assert list(table.columns) == ["frame_index", "time_s", "prob_fake"] and len(table) == 5
     assert table["time_s"].is_monotonic_increasing
@@ -181,6 +183,129 @@ def test_video_prediction(predictor, inputs):
     assert summary["timeline"] == [None if p is None else pytest.approx(p) for p in result.frame_probs]
     mean_rule = predictor.predict_video(inputs["face_clip"], n_frames=5, explain=False, rule="mean")
     assert mean_rule.prob_fake == pytest.approx(float(np.mean(scored)), abs=1e-6)
+
+
+def _brightness_model():
+    """A stand-in model whose answer is known in advance: P(fake) rises with a face crop's mean brightness
+    (logit = 10 x (mean - 0.5)). The real detector and model are tested above."""
+    import torch
+
+    class Brightness(torch.nn.Module):
+        def forward(self, x):
+            return 10 * (x.mean(dim=(1, 2, 3)) - 0.5).unsqueeze(1)
+
+    return Brightness()
+
+
+class _TwoPeople:
+    """A face detector for a video in which two people are seen in every frame.
+
+    Person A (left) is the most confident face of the whole video (in its first
+    frame), so the track follows her; person B (right) is detected more
+    confidently than A in every later frame and always looks more fake (a
+    brighter crop). Crops are handed out in the order the frames arrive.
+    """
+
+    def __init__(self, levels_a, levels_b, size=32):
+        self.crops = [[np.full((size, size, 3), round(255 * level), np.uint8) for level in pair]
+                      for pair in zip(levels_a, levels_b)]
+        self.seen = 0
+
+    def detect(self, frames):
+        from helpers.faces import Face
+
+        found = []
+        for frame in frames:
+            h, w = frame.shape[:2]
+            crop_a, crop_b = self.crops[self.seen]
+            drift = 0.01 * self.seen * w  # A moves a little to the right, B stays
+            a = Face(box=(0.1 * w + drift, 0.3 * h, 0.35 * w + drift, 0.7 * h), prob=0.999 if self.seen == 0 else 0.90,
+                     landmarks=np.zeros((5, 2)), crop=crop_a)
+            b = Face(box=(0.6 * w, 0.3 * h, 0.85 * w, 0.7 * h), prob=0.95, landmarks=np.zeros((5, 2)), crop=crop_b)
+            found.append(sorted([a, b], key=lambda face: -face.prob))  # most confident first, as FaceDetector
+            self.seen += 1
+        return found
+
+
+LEVELS_A = [0.30, 0.40, 0.62, 0.45, 0.35, 0.50]  # the tracked person: most suspicious in frame 2
+LEVELS_B = [0.70, 0.72, 0.74, 0.76, 0.78, 0.90]  # the other one: more suspicious everywhere, most in frame 5
+BACKGROUNDS = [20 + 40 * k for k in range(6)]    # each frame's grey level tells which frame it is
+
+
+@pytest.fixture(scope="module")
+def two_people_clip(workspace):
+    path = workspace / "inference_inputs" / "two_people_6f.mp4"
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        frames = (np.full((240, 320, 3), level, np.uint8) for level in BACKGROUNDS)
+        sample_data.write_video(path, frames, 320, 240, fps=6, crf=18)
+    return path
+
+
+def test_a_video_follows_the_tracked_person_not_the_most_suspicious_face(two_people_clip, monkeypatch):
+    predictor = inference.Predictor(_brightness_model(), {"image_size": 32}, device="cpu",
+                                    detector=_TwoPeople(LEVELS_A, LEVELS_B))
+    monkeypatch.setattr(inference, "FRAMES_IN_MEMORY", 4)  # the track runs across two chunks
+    monkeypatch.setattr(inference, "WORK_FRAME_PIXELS", 160 * 120)  # frames are analysed at half size
+    result = predictor.predict_video(two_people_clip, n_frames=6, explain=False, rule="mean")
+    detector = predictor.detector
+    tracked = predictor.score_faces([a for a, _ in detector.crops])
+    other = predictor.score_faces([b for _, b in detector.crops])
+    assert (other > tracked).all()  # the other person would win under "the most suspicious face"
+    assert result.frame_indices == list(range(6))
+    assert result.frame_probs == pytest.approx(list(tracked))
+    assert result.prob_fake == pytest.approx(float(np.mean(tracked)))
+    assert abs(result.prob_fake - float(np.mean(other))) > 0.1
+    assert [f.frame_index for f in result.faces] == list(range(6))
+    assert all((f.box[0] + f.box[2]) / 2 < 80 for f in result.faces)  # every face judged is A's (left half)
+    assert result.explained.frame_index == 2 and result.explained.prob_fake == pytest.approx(tracked.max())
+    # the frame shown is frame 2 (not B's frame 5), decoded again at the analysed size, A drawn, B grey
+    picture = result.annotated
+    assert picture.shape == (120, 160, 3)
+    assert abs(float(picture[108:118, 60:100].mean()) - BACKGROUNDS[2]) < 6
+    x1, y1, _, y2 = (int(round(v)) for v in result.explained.box)
+    assert tuple(picture[(y1 + y2) // 2, x1]) == (220, 40, 40)  # FAKE: a red box
+    assert tuple(picture[60, 96]) == inference.OTHER_FACE_COLOUR  # B: grey, not judged
+    note = next(n for n in result.notes if "Up to 2 faces" in n)
+    assert "one person" in note and "crop the video" in note
+    assert not any("each is scored" in n for n in result.notes)
+
+
+def _arrays_in(value):
+    """Every array held by ``value`` (through lists, tuples, dicts and dataclasses)."""
+    import dataclasses
+
+    if isinstance(value, np.ndarray) or (hasattr(value, "shape") and hasattr(value, "dtype")):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _arrays_in(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _arrays_in(item)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for item in dataclasses.fields(value):
+            yield from _arrays_in(getattr(value, item.name))
+
+
+def test_a_video_keeps_the_faces_found_not_the_frames(predictor, inputs, monkeypatch):
+    states, largest = [], []
+    analyse = predictor._analyse_chunk
+
+    def watching(chunk, state):
+        analyse(chunk, state)
+        states.append(state)
+        largest.append(max((int(np.prod(a.shape)) for a in _arrays_in(state)), default=0))
+
+    monkeypatch.setattr(inference, "FRAMES_IN_MEMORY", 3)
+    monkeypatch.setattr(predictor, "_analyse_chunk", watching)
+    result = predictor.predict_video(inputs["face_clip"], n_frames=8, explain=False)
+    frame_size, crop_size = 240 * 320 * 3, predictor.image_size ** 2 * 3
+    assert len(largest) == 3 and 0 < max(largest) <= crop_size < frame_size  # crops, never a frame
+    state = states[-1]
+    assert len(state.detections) == len(state.indices) == 8
+    assert result.n_faces == sum(bool(found) for found in state.detections)  # one tracked face per frame with faces
+    assert result.annotated.shape == (240, 320, 3)
 
 
 def test_predict_file_dispatches_on_extension(tmp_path, predictor):

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from .models_torch import save_checkpoint, train_mode
 from .reproducibility import seed_everything
+from .results import plain
 
 
 def _use_amp(amp: bool, device) -> bool:
@@ -338,7 +339,7 @@ def ensure_checkpoint(path, manifest_df, image_size: int, epochs: int, pretraine
                       freeze: str = "none", device="cpu", batch_size: int = 8, faces_per_video: int | None = None,
                       validate: bool = False, seed: int = 42, metadata: dict | None = None,
                       **train_options) -> tuple[Path, dict | None]:
-    """The InceptionResnetV1 checkpoint at ``path``; without one there, a quick one is trained and saved first.
+    """The InceptionResnetV1 checkpoint at ``path``; without a matching one there, a quick one is trained first.
 
     Notebooks 06 and 07 run on their own this way when notebook 04 has not
     been run: the network (``pretrained`` weights or random ones, ``freeze``)
@@ -348,13 +349,22 @@ def ensure_checkpoint(path, manifest_df, image_size: int, epochs: int, pretraine
     ``lr``, ``patience``, ``progress`` ...), then saved at ``path`` with
     ``image_size``, ``pretrained`` and ``metadata``. Returns ``(path, history)``;
     ``history`` is None when the checkpoint was already there.
+
+    A file already at ``path`` is reused only when it records the same
+    ``image_size``, ``pretrained`` and ``metadata`` values (say, ``trained_on``
+    another dataset: it is trained again, and a line says why); an unreadable
+    one is trained again too. These files are the course's own quick models.
     """
     from .datasets_torch import limit_faces_per_video, make_loader, split_table
     from .models_torch import build_inception_classifier
 
     path = Path(path)
     if path.is_file():
-        return path, None
+        differs = _checkpoint_differs(path, {"image_size": int(image_size), "pretrained": bool(pretrained),
+                                             **(metadata or {})})
+        if differs is None:
+            return path, None
+        print(f"Training {path.name} again: {differs}.")
     train = limit_faces_per_video(split_table(manifest_df, "train"), faces_per_video)
     train_loader = make_loader(train, image_size, batch_size=batch_size, train=True, seed=seed)
     val_loader = (make_loader(split_table(manifest_df, "val"), image_size, batch_size=2 * batch_size)
@@ -366,3 +376,17 @@ def ensure_checkpoint(path, manifest_df, image_size: int, epochs: int, pretraine
     save_checkpoint(model, path, epoch=history["best_epoch"] or history["epochs_run"], image_size=int(image_size),
                     pretrained=bool(pretrained), **(metadata or {}))
     return path, history
+
+
+def _checkpoint_differs(path: Path, wanted: dict) -> str | None:
+    """Why the checkpoint at ``path`` is not the one ``wanted`` describes (None: it is)."""
+    from .models_torch import CheckpointError, read_checkpoint
+
+    try:
+        _, recorded = read_checkpoint(path)
+    except CheckpointError as error:
+        return f"the file there cannot be used ({str(error).split(':')[0]})"
+    for key, value in wanted.items():
+        if plain(recorded.get(key)) != plain(value):
+            return f"it records {key}={recorded.get(key)!r}, this run needs {value!r}"
+    return None

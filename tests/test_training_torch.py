@@ -279,3 +279,21 @@ def test_ensure_checkpoint_trains_once_then_reuses_the_file(manifest, tmp_path):
     before = path.stat().st_mtime_ns
     again, history = training_torch.ensure_checkpoint(path, manifest, 80, 1)
     assert again == path and history is None and path.stat().st_mtime_ns == before  # not trained again
+
+
+def test_ensure_checkpoint_trains_again_when_the_file_is_for_other_data_or_unreadable(manifest, tmp_path, capsys):
+    """A quick model made for one dataset is not reused for another, and a damaged file is replaced."""
+    path = tmp_path / "quick.pth"
+    options = dict(batch_size=4, faces_per_video=1, patience=None, progress=False)
+    training_torch.ensure_checkpoint(path, manifest, 80, 1, metadata={"trained_on": "dataset A"}, **options)
+    _, history = training_torch.ensure_checkpoint(path, manifest, 80, 1, metadata={"trained_on": "dataset A"})
+    assert history is None  # same data, same size: reused
+    _, history = training_torch.ensure_checkpoint(path, manifest, 80, 1, metadata={"trained_on": "dataset B"}, **options)
+    assert history is not None and "trained_on='dataset A'" in capsys.readouterr().out
+    assert model_registry.load_checkpoint(path)[1]["trained_on"] == "dataset B"
+    _, history = training_torch.ensure_checkpoint(path, manifest, 96, 1, metadata={"trained_on": "dataset B"}, **options)
+    assert history is not None and "image_size=80" in capsys.readouterr().out
+    path.write_bytes(b"not a checkpoint")
+    _, history = training_torch.ensure_checkpoint(path, manifest, 96, 1, metadata={"trained_on": "dataset B"}, **options)
+    assert history is not None and "cannot be used" in capsys.readouterr().out
+    assert model_registry.load_checkpoint(path)[1]["image_size"] == 96

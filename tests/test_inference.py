@@ -212,7 +212,7 @@ class _TwoPeople:
         self.seen = 0
 
     def detect(self, frames):
-        from helpers.faces import Face
+        from helpers.face_detector import Face
 
         found = []
         for frame in frames:

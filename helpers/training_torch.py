@@ -385,7 +385,7 @@ def _checkpoint_differs(path: Path, wanted: dict) -> str | None:
     try:
         _, recorded = read_checkpoint(path)
     except CheckpointError as error:
-        return f"the file there cannot be used ({str(error).split(':')[0]})"
+        return f"the file there cannot be used ({error})"
     for key, value in wanted.items():
         if plain(recorded.get(key)) != plain(value):
             return f"it records {key}={recorded.get(key)!r}, this run needs {value!r}"
